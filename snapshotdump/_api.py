@@ -1,0 +1,90 @@
+"""capture(): argument checks, then the backend of this operating system."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from .flags import CaptureFlags, check_flags
+from .snapshot import Snapshot
+
+
+def _check_target(target: Any) -> None:
+    if isinstance(target, bool):
+        raise TypeError("target must be a pid (int) or a ProcessHandle, not a bool")
+    if isinstance(target, int):
+        if target <= 0:
+            raise ValueError(f"pid {target} is not a valid process id; pids are positive")
+        if target > 0xFFFFFFFF:
+            raise ValueError(f"pid {target} is out of range (at most 0xFFFFFFFF)")
+        return
+    from ._windows.snapshot import ProcessHandle
+
+    if isinstance(target, ProcessHandle):
+        if sys.platform != "win32" and not _windows_fakes_active():
+            raise TypeError("a ProcessHandle target exists only on Windows; pass a pid")
+        return
+    raise TypeError(f"target must be a pid (int) or a ProcessHandle, not {type(target).__name__}")
+
+
+def _windows_fakes_active() -> bool:
+    from ._windows import libs
+
+    return not isinstance(libs.LIBRARIES, libs.Libraries)
+
+
+def capture(
+    target: Any,
+    flags: CaptureFlags = CaptureFlags.DEFAULT,
+    *,
+    thread_context_flags: int | None = None,
+    live_fallback: bool = False,
+) -> Snapshot:
+    """Snapshot a running process: *target* is a pid, or (Windows) a :class:`ProcessHandle`.
+
+    The target is paused only while it is cloned (``CaptureFlags.VA_CLONE``, in
+    DEFAULT); without VA_CLONE on Linux it stays frozen until the snapshot is
+    closed.  Use the result as a context manager::
+
+        with capture(pid) as snap:
+            snap.write_dump("app.dmp")
+
+    Where no snapshot can be made (no PSS on Windows before 8.1 or Wine; a
+    refused clone on Linux) it raises :class:`SnapshotUnsupportedError`, unless
+    ``live_fallback=True``, which dumps the live (Windows) or frozen (Linux)
+    process instead and sets ``snap.is_live``.
+    """
+    _check_target(target)
+    check_flags(flags, CaptureFlags, "flags")
+    if thread_context_flags is not None and (
+        isinstance(thread_context_flags, bool) or not isinstance(thread_context_flags, int)
+        or not 0 <= thread_context_flags <= 0xFFFFFFFF
+    ):
+        raise ValueError(
+            f"thread_context_flags={thread_context_flags!r} must be None or a 32-bit "
+            "CONTEXT_* mask")
+    if not isinstance(live_fallback, bool):
+        raise TypeError(f"live_fallback must be True or False, not {live_fallback!r}")
+    flags = CaptureFlags(flags)
+    if sys.platform == "win32" or _windows_fakes_active():
+        from ._windows.snapshot import capture as windows_capture
+
+        return windows_capture(target, flags, thread_context_flags, live_fallback)
+    if sys.platform.startswith("linux"):
+        from ._linux.snapshot import capture as linux_capture
+
+        return linux_capture(target, flags, live_fallback)
+    raise NotImplementedError(f"snapshotdump supports Windows and Linux, not {sys.platform}")
+
+
+def enable_debug_privilege() -> bool:
+    """Windows: enable SeDebugPrivilege for this process (needs an elevated token).
+
+    Returns True if the privilege is now enabled.  On Linux it returns False:
+    there, tracing rights come from CAP_SYS_PTRACE and kernel.yama.ptrace_scope.
+    """
+    if sys.platform != "win32" and not _windows_fakes_active():
+        return False
+    from ._windows.win32 import enable_debug_privilege as enable
+
+    return enable()

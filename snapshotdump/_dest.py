@@ -1,0 +1,155 @@
+"""Where a dump goes: created 0600, never through a symlink, never over a file unless asked.
+
+A path destination is written to a hidden temporary file beside it and moved
+into place only when the dump is complete, so a failed or interrupted dump never
+leaves a half-written file under the name the user asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import stat
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
+
+from .errors import SnapshotError, SnapshotPermissionError
+
+Dest = str | os.PathLike[str] | IO[bytes]
+
+_IS_WINDOWS = sys.platform == "win32"
+_ERROR_PATH_NOT_FOUND = 3
+_ERROR_FILE_EXISTS = 80
+
+
+class DestinationNotFoundError(SnapshotError, FileNotFoundError):
+    """The folder of the destination path does not exist."""
+
+
+class DestinationExistsError(SnapshotError, FileExistsError):
+    """The destination exists and ``overwrite=True`` was not given (or it is a symlink)."""
+
+
+class Output:
+    """An open destination: ``fd`` to write to; ``path`` once committed (None for a file object)."""
+
+    def __init__(self, fd: int, path: str | None) -> None:
+        self.fd = fd
+        self.path = path
+        self.size = 0
+
+
+def _check_path(path: str, overwrite: bool) -> None:
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        info = None
+    if info is not None:
+        if stat.S_ISLNK(info.st_mode):
+            raise DestinationExistsError(
+                f"dest {path!r} is a symbolic link; refusing to write through it (dumps hold "
+                "secrets): give the real path", errno=errno.EEXIST,
+                winerror=_ERROR_FILE_EXISTS if _IS_WINDOWS else None, function="open")
+        if stat.S_ISDIR(info.st_mode):
+            raise ValueError(f"dest {path!r} is a directory; give a file name inside it")
+        if not overwrite:
+            raise DestinationExistsError(
+                f"dest {path!r} already exists; pass overwrite=True to replace it",
+                errno=errno.EEXIST, winerror=_ERROR_FILE_EXISTS if _IS_WINDOWS else None,
+                function="open")
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"dest {path!r} is not a regular file; refusing to replace it")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise DestinationNotFoundError(
+            f"the folder of dest {path!r} does not exist: create {folder!r} first",
+            errno=errno.ENOENT, winerror=_ERROR_PATH_NOT_FOUND if _IS_WINDOWS else None,
+            function="open")
+
+
+def _create_private(path: str) -> int:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        return os.open(path, flags, 0o600)
+    except PermissionError as exc:
+        raise SnapshotPermissionError(
+            f"cannot create a file in {os.path.dirname(path) or '.'!r}: {exc.strerror}; "
+            "choose a writable folder", errno=exc.errno, function="open") from exc
+
+
+def _commit(temporary: str, final: str, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(temporary, final)
+        return
+    try:
+        # link() refuses an existing name atomically, where rename() would replace it.
+        os.link(temporary, final)
+    except FileExistsError as exc:
+        raise DestinationExistsError(
+            f"dest {final!r} appeared while the dump was written; pass overwrite=True to "
+            "replace it",
+            errno=errno.EEXIST, function="link") from exc
+    except OSError:
+        if os.path.lexists(final):
+            raise
+        os.rename(temporary, final)  # file systems without hard links
+        return
+    os.unlink(temporary)
+
+
+@contextlib.contextmanager
+def open_destination(dest: Any, overwrite: bool) -> Iterator[Output]:
+    """Yield an :class:`Output`; on any exception, remove (or truncate) what was written."""
+    if isinstance(dest, (str, os.PathLike)):
+        path = os.fspath(dest)
+        if not isinstance(path, str):
+            raise TypeError(f"dest must be a str path or a binary file object, not bytes {path!r}")
+        if not path:
+            raise ValueError("dest is an empty path; give a file name")
+        _check_path(path, overwrite)
+        folder, name = os.path.split(os.path.abspath(path))
+        temporary = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.partial")
+        fd = _create_private(temporary)
+        out = Output(fd, None)
+        committed = False
+        try:
+            yield out
+            os.close(fd)
+            fd = -1
+            _commit(temporary, path, overwrite)
+            committed = True
+            out.path = os.path.abspath(path)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+            if not committed:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temporary)
+        return
+    fileno = getattr(dest, "fileno", None)
+    if fileno is None or not callable(fileno):
+        raise TypeError(
+            f"dest must be a path (str or os.PathLike) or a binary file object with fileno(), "
+            f"not {type(dest).__name__}")
+    if hasattr(dest, "mode") and "b" not in str(dest.mode):
+        raise TypeError(f"dest file object must be opened in binary mode, not mode {dest.mode!r}")
+    dest.flush()
+    fd = fileno()
+    start = os.lseek(fd, 0, os.SEEK_CUR)
+    if start != 0:
+        raise ValueError(
+            f"dest file object is at offset {start}; a minidump starts at offset 0 "
+            "(open a fresh file with mode 'wb')")
+    label: object = getattr(dest, "name", None)
+    out = Output(fd, label if isinstance(label, str) else None)
+    try:
+        yield out
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        raise
+    os.lseek(fd, out.size, os.SEEK_SET)

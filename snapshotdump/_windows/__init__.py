@@ -1,0 +1,1 @@
+"""The Windows backend: PSS snapshots written by DbgHelp's MiniDumpWriteDump."""

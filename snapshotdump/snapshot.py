@@ -1,0 +1,287 @@
+"""The OS-independent part of a snapshot: data classes, argument checks, the dump destination."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+
+from . import _dest
+from .callbacks import DumpCallback
+from .flags import CaptureFlags, MiniDumpType, check_flags
+
+# Stream types at or below LastReservedStream (0xFFFF) confuse minidump readers.
+LAST_RESERVED_STREAM = 0xFFFF
+
+
+@dataclasses.dataclass(frozen=True)
+class UserStream:
+    """A stream of your own, added to the dump: ``type`` must be above 0xFFFF."""
+
+    type: int
+    data: bytes
+
+    def __post_init__(self) -> None:
+        if isinstance(self.type, bool) or not isinstance(self.type, int):
+            raise TypeError(f"user stream type must be an int, not {type(self.type).__name__}")
+        if not LAST_RESERVED_STREAM < self.type <= 0xFFFFFFFF:
+            raise ValueError(
+                f"user stream type 0x{self.type:x} is reserved or out of range: use a value "
+                "from 0x10000 to 0xFFFFFFFF (readers reject unknown types at or below 0xFFFF)")
+        if not isinstance(self.data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"user stream data must be bytes, not {type(self.data).__name__}")
+        if len(self.data) >= 1 << 32:
+            raise ValueError("user stream data must be smaller than 4 GiB")
+        object.__setattr__(self, "data", bytes(self.data))
+
+
+@dataclasses.dataclass(frozen=True)
+class ExceptionInfo:
+    """The exception to record in the dump.
+
+    On Windows ``pointers`` is the address, in the target, of its
+    EXCEPTION_POINTERS (as MINIDUMP_EXCEPTION_INFORMATION expects).  On Linux the
+    stream is built from ``code`` (a signal number), ``address`` and the saved
+    context of ``thread_id``.
+    """
+
+    thread_id: int
+    pointers: int = 0
+    code: int = 0
+    address: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class DumpResult:
+    """What :meth:`Snapshot.write_dump` wrote."""
+
+    path: str | None
+    size: int
+    seconds: float
+    dump_type: MiniDumpType
+    pid: int
+    threads: int | None = None
+    modules: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessInfo:
+    """The target process as captured (PSS_PROCESS_INFORMATION; /proc on Linux)."""
+
+    pid: int
+    parent_pid: int | None
+    image_path: str | None
+    create_time: float | None = None
+    user_seconds: float | None = None
+    kernel_seconds: float | None = None
+    exit_status: int | None = None
+    virtual_size: int | None = None
+    peak_virtual_size: int | None = None
+    working_set_size: int | None = None
+    peak_working_set_size: int | None = None
+    private_usage: int | None = None
+    page_fault_count: int | None = None
+    flags: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ThreadInfo:
+    """One thread of the snapshot."""
+
+    thread_id: int
+    name: str | None = None
+    instruction_pointer: int | None = None
+    stack_pointer: int | None = None
+    start_address: int | None = None
+    priority: int | None = None
+    suspend_count: int | None = None
+    create_time: float | None = None
+    user_seconds: float | None = None
+    kernel_seconds: float | None = None
+    state: str | None = None
+    flags: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class HandleInfo:
+    """One handle (an fd on Linux)."""
+
+    handle: int
+    type_name: str | None
+    object_name: str | None
+    granted_access: int | None = None
+    attributes: int | None = None
+    handle_count: int | None = None
+    pointer_count: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class RegionInfo:
+    """One region of the address space."""
+
+    base: int
+    size: int
+    protect: int
+    state: int
+    type: int
+    allocation_base: int | None = None
+    allocation_protect: int | None = None
+    mapped_file: str | None = None
+    permissions: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Performance:
+    """How long the capture took and how long the target was paused, in seconds."""
+
+    pause_seconds: float
+    total_seconds: float
+    va_clone_seconds: float | None = None
+    va_space_seconds: float | None = None
+    aux_pages_seconds: float | None = None
+    handles_seconds: float | None = None
+    threads_seconds: float | None = None
+
+
+class Snapshot(abc.ABC):
+    """A captured process.  Use it as a context manager, or call :meth:`close`.
+
+    ``is_live`` is True when no snapshot could be taken and the dump is written
+    from the live (Windows) or frozen (Linux) process instead.
+    """
+
+    pid: int
+    flags: CaptureFlags
+    is_live: bool
+
+    def __init__(self, pid: int, flags: CaptureFlags, is_live: bool) -> None:
+        self.pid = pid
+        self.flags = flags
+        self.is_live = is_live
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    def __enter__(self) -> Snapshot:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("live" if self.is_live else "snapshot")
+        return f"<{type(self).__name__} pid={self.pid} {state}>"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Release everything the snapshot holds.  Safe to call more than once."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._release()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"the snapshot of pid {self.pid} is closed; capture() a new one")
+
+    def write_dump(
+        self,
+        dest: _dest.Dest,
+        dump_type: MiniDumpType = MiniDumpType.NORMAL,
+        *,
+        exception: ExceptionInfo | None = None,
+        user_streams: Iterable[UserStream | tuple[int, bytes]] = (),
+        callback: DumpCallback | None = None,
+        overwrite: bool = False,
+    ) -> DumpResult:
+        """Write a minidump of the snapshot to *dest* (a path or a binary file object).
+
+        A new path is created with mode 0600; an existing one is replaced only
+        with ``overwrite=True``, and a symlink never.  If anything fails, or the
+        *callback* raises or returns CANCEL, nothing is left behind and the
+        exception propagates.
+        """
+        self._check_open()
+        check_flags(dump_type, MiniDumpType, "dump_type")
+        if exception is not None and not isinstance(exception, ExceptionInfo):
+            raise TypeError(f"exception must be an ExceptionInfo, not {type(exception).__name__}")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+        if not isinstance(overwrite, bool):
+            raise TypeError(f"overwrite must be True or False, not {overwrite!r}")
+        streams = _user_streams(user_streams)
+        started = time.perf_counter()
+        with _dest.open_destination(dest, overwrite) as out:
+            counts = self._write(out, MiniDumpType(dump_type), exception, streams, callback)
+        return DumpResult(
+            path=out.path,
+            size=out.size,
+            seconds=time.perf_counter() - started,
+            dump_type=MiniDumpType(dump_type),
+            pid=self.pid,
+            threads=counts[0],
+            modules=counts[1],
+        )
+
+    @abc.abstractmethod
+    def _write(
+        self,
+        out: _dest.Output,
+        dump_type: MiniDumpType,
+        exception: ExceptionInfo | None,
+        user_streams: Sequence[UserStream],
+        callback: DumpCallback | None,
+    ) -> tuple[int | None, int | None]:
+        """Write the dump to ``out.fd``, set ``out.size``; return (threads, modules) written."""
+
+    @abc.abstractmethod
+    def _release(self) -> None:
+        """Free the snapshot's resources (called exactly once)."""
+
+    @property
+    @abc.abstractmethod
+    def process(self) -> ProcessInfo:
+        """The target process as captured."""
+
+    @property
+    @abc.abstractmethod
+    def performance(self) -> Performance | None:
+        """Capture timings, or None when they were not measured."""
+
+    @abc.abstractmethod
+    def threads(self) -> list[ThreadInfo]:
+        """The threads captured."""
+
+    @abc.abstractmethod
+    def handles(self) -> list[HandleInfo]:
+        """The handles (Windows) or file descriptors (Linux) captured."""
+
+    @abc.abstractmethod
+    def regions(self) -> list[RegionInfo]:
+        """The address space as captured."""
+
+
+def _user_streams(streams: Iterable[UserStream | tuple[int, bytes]]) -> list[UserStream]:
+    if isinstance(streams, (bytes, str)):
+        raise TypeError("user_streams must be a sequence of UserStream or (type, bytes) pairs")
+    result = []
+    for item in streams:
+        if isinstance(item, UserStream):
+            result.append(item)
+        elif isinstance(item, tuple) and len(item) == 2:
+            result.append(UserStream(item[0], item[1]))
+        else:
+            raise TypeError(
+                f"user_streams items must be UserStream or (type, bytes), not {item!r:.60}")
+    return result
