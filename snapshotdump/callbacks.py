@@ -102,10 +102,17 @@ def decide(event: CallbackEvent, answer: object) -> Decision:
 
 
 def ask(callback: DumpCallback | None, event: CallbackEvent) -> Decision:
-    """Call the user's callback; any exception it raises cancels the dump and is kept."""
+    """Call the user's callback.
+
+    A CANCEL answer, or any exception the callback raises (KeyboardInterrupt too),
+    becomes :class:`CancelledByCallback`, which carries that exception out of the writer.
+    """
     if callback is None:
         return INCLUDE
     try:
-        return decide(event, callback(event))
-    except BaseException as exc:  # KeyboardInterrupt too: the dump must stop and clean up.
+        decision = decide(event, callback(event))
+    except BaseException as exc:
         raise CancelledByCallback(exc) from exc
+    if decision.cancel:
+        raise CancelledByCallback(None)
+    return decision

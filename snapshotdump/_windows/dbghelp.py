@@ -68,10 +68,6 @@ class _CallbackState:
             self.cancelled = cancel
             _exclude(kind, out)
             return 1
-        if decision.cancel:
-            self.cancelled = CancelledByCallback(None)
-            _exclude(kind, out)
-            return 1
         return _apply(kind, decision, out, self)
 
 

@@ -1,0 +1,107 @@
+"""Stop every thread of a process with PTRACE_SEIZE + PTRACE_INTERRUPT, and let them all go again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from .. import errors
+from . import procfs, ptrace
+
+STOP_TIMEOUT_SECONDS = 10.0
+
+
+def wait_stopped(tid: int, timeout: float = STOP_TIMEOUT_SECONDS) -> int:
+    """Wait until *tid* reports a stop; the raw status.  Raises if it exits or never stops."""
+    deadline = time.monotonic() + timeout
+    spins = 0
+    while True:
+        try:
+            waited, status = os.waitpid(tid, ptrace.WALL | os.WNOHANG)
+        except ChildProcessError:
+            raise errors.TargetExitedError(
+                f"thread {tid} exited while it was being stopped", errno=3,
+                function="waitpid", pid=tid) from None
+        if waited:
+            if os.WIFSTOPPED(status):
+                return status
+            raise errors.TargetExitedError(
+                f"thread {tid} exited while it was being stopped", errno=3, function="waitpid",
+                pid=tid)
+        spins += 1
+        if time.monotonic() > deadline:
+            raise errors.SnapshotError(
+                f"thread {tid} did not stop within {timeout:.0f} s (uninterruptible sleep, "
+                "state D?); nothing was captured", function="waitpid", pid=tid)
+        # Stops take microseconds: spin first, then back off so a stuck thread costs no CPU.
+        if spins > 2000:
+            time.sleep(0.0005)
+
+
+def _thread_state(pid: int, tid: int) -> str:
+    try:
+        return procfs.parse_stat(procfs.read_text(f"/proc/{pid}/task/{tid}/stat"))[2]
+    except (OSError, ValueError, IndexError):
+        return "X"
+
+
+class Freezer:
+    """The set of threads we hold stopped, with the signal each was stopped by (to hand back)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.stopped: dict[int, int] = {}
+        self.first_stop_ns: int | None = None
+
+    def stop_all(self) -> None:
+        """Stop every thread; repeat until no thread appeared or vanished meanwhile."""
+        gone: set[int] = set()
+        while True:
+            tids = [t for t in procfs.task_ids(self.pid) if t not in gone]
+            if not tids and not self.stopped:
+                raise errors.TargetExitedError(
+                    f"pid {self.pid} exited before it could be stopped", errno=3,
+                    function="capture", pid=self.pid)
+            new = [t for t in tids if t not in self.stopped]
+            if not new:
+                return
+            seized = []
+            for tid in new:
+                if _thread_state(self.pid, tid) in ("Z", "X"):
+                    gone.add(tid)  # an exited thread (or zombie leader) never reports a stop
+                    continue
+                try:
+                    ptrace.seize(tid)
+                except errors.ProcessNotFoundError:
+                    gone.add(tid)
+                    continue
+                if self.first_stop_ns is None:
+                    self.first_stop_ns = time.monotonic_ns()
+                try:
+                    ptrace.interrupt(tid)
+                except errors.ProcessNotFoundError:
+                    gone.add(tid)
+                    continue
+                seized.append(tid)
+            for tid in seized:
+                try:
+                    status = wait_stopped(tid)
+                except errors.TargetExitedError:
+                    gone.add(tid)
+                    continue
+                self.stopped[tid] = _signal_to_return(status)
+
+    def resume_all(self) -> None:
+        """Detach every held thread (ESRCH counts as done), handing back any signal we caught."""
+        for tid, sig in list(self.stopped.items()):
+            ptrace.detach(tid, sig)
+            del self.stopped[tid]
+
+
+def _signal_to_return(status: int) -> int:
+    """The signal a stop swallowed: 0 for our interrupt or a group-stop, else the signal."""
+    if ptrace.stop_event(status) == ptrace.PTRACE_EVENT_STOP:
+        return 0
+    sig = os.WSTOPSIG(status)
+    return 0 if sig == signal.SIGTRAP else sig

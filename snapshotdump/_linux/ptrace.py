@@ -1,0 +1,159 @@
+"""ptrace(2) and prctl(2) through cffi, with errno turned into exceptions in one place."""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+from typing import Any
+
+from .. import errors
+from .._bindings import load
+
+PTRACE_PEEKDATA = 2
+PTRACE_POKEDATA = 5
+PTRACE_CONT = 7
+PTRACE_KILL = 8
+PTRACE_DETACH = 17
+PTRACE_SETOPTIONS = 0x4200
+PTRACE_GETEVENTMSG = 0x4201
+PTRACE_GETREGSET = 0x4204
+PTRACE_SETREGSET = 0x4205
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+
+PTRACE_O_TRACECLONE = 0x00000008
+PTRACE_O_EXITKILL = 0x00100000
+
+PTRACE_EVENT_CLONE = 3
+PTRACE_EVENT_STOP = 128
+
+NT_PRSTATUS = 1
+NT_PRFPREG = 2
+NT_X86_XSTATE = 0x202
+
+WALL = 0x40000000  # __WALL: wait for threads and clone children alike
+
+PR_SET_PTRACER = 0x59616D61
+XSTATE_BUFFER = 16384
+
+
+@functools.cache
+def _lib() -> tuple[Any, Any]:
+    ffi = load("linux")
+    return ffi, ffi.dlopen(None)
+
+
+def ffi() -> Any:
+    return _lib()[0]
+
+
+def _call(request: int, tid: int, addr: int, data: Any, name: str) -> int:
+    ffi_, libc = _lib()
+    ffi_.errno = 0
+    result = int(libc.ptrace(ffi_.cast("int", request), ffi_.cast("pid_t", tid),
+                             ffi_.cast("void *", addr), ffi_.cast("void *", data)))
+    if result == -1 and ffi_.errno:
+        raise errors.from_errno(ffi_.errno, name, pid=tid)
+    return result
+
+
+def seize(tid: int, options: int = 0) -> None:
+    _call(PTRACE_SEIZE, tid, 0, options, "ptrace(PTRACE_SEIZE)")
+
+
+def interrupt(tid: int) -> None:
+    _call(PTRACE_INTERRUPT, tid, 0, 0, "ptrace(PTRACE_INTERRUPT)")
+
+
+def set_options(tid: int, options: int) -> None:
+    _call(PTRACE_SETOPTIONS, tid, 0, options, "ptrace(PTRACE_SETOPTIONS)")
+
+
+def cont(tid: int, signal: int = 0) -> None:
+    _call(PTRACE_CONT, tid, 0, signal, "ptrace(PTRACE_CONT)")
+
+
+def detach(tid: int, signal: int = 0) -> None:
+    """Detach; a thread that is already gone counts as detached."""
+    try:
+        _call(PTRACE_DETACH, tid, 0, signal, "ptrace(PTRACE_DETACH)")
+    except errors.ProcessNotFoundError:
+        pass
+
+
+def event_message(tid: int) -> int:
+    ffi_ = ffi()
+    out = ffi_.new("unsigned long *")
+    _call(PTRACE_GETEVENTMSG, tid, 0, out, "ptrace(PTRACE_GETEVENTMSG)")
+    return int(out[0])
+
+
+def peek(tid: int, address: int) -> int:
+    return _call(PTRACE_PEEKDATA, tid, address, 0, "ptrace(PTRACE_PEEKDATA)") & 0xFFFFFFFFFFFFFFFF
+
+
+def poke(tid: int, address: int, word: int) -> None:
+    signed = word - (1 << 64) if word >= 1 << 63 else word
+    _call(PTRACE_POKEDATA, tid, address, signed, "ptrace(PTRACE_POKEDATA)")
+
+
+def read_words(tid: int, address: int, length: int) -> bytes:
+    start = address & ~7
+    end = (address + length + 7) & ~7
+    data = b"".join(peek(tid, a).to_bytes(8, "little") for a in range(start, end, 8))
+    return data[address - start:address - start + length]
+
+
+def write_bytes(tid: int, address: int, payload: bytes) -> None:
+    """Write *payload* word by word (read-modify-write at both ends)."""
+    start = address & ~7
+    end = (address + len(payload) + 7) & ~7
+    current = bytearray(read_words(tid, start, end - start))
+    current[address - start:address - start + len(payload)] = payload
+    for offset in range(0, len(current), 8):
+        poke(tid, start + offset, int.from_bytes(current[offset:offset + 8], "little"))
+
+
+def get_regset(tid: int, kind: int, size: int) -> bytes:
+    ffi_ = ffi()
+    buffer = ffi_.new("char[]", size)
+    iov = ffi_.new("struct iovec *")
+    iov.iov_base = buffer
+    iov.iov_len = size
+    _call(PTRACE_GETREGSET, tid, kind, iov, "ptrace(PTRACE_GETREGSET)")
+    return bytes(ffi_.buffer(buffer, int(iov.iov_len)))
+
+
+def set_regset(tid: int, kind: int, data: bytes) -> None:
+    ffi_ = ffi()
+    buffer = ffi_.new("char[]", data)
+    iov = ffi_.new("struct iovec *")
+    iov.iov_base = buffer
+    iov.iov_len = len(data)
+    _call(PTRACE_SETREGSET, tid, kind, iov, "ptrace(PTRACE_SETREGSET)")
+
+
+def xstate(tid: int) -> bytes | None:
+    try:
+        return get_regset(tid, NT_X86_XSTATE, XSTATE_BUFFER)
+    except errors.SnapshotError as exc:
+        if exc.errno in (errno.EINVAL, errno.ENODEV, errno.EIO):
+            return None
+        raise
+
+
+def wait(tid: int) -> int:
+    """waitpid(tid, __WALL); the raw status."""
+    _, status = os.waitpid(tid, WALL)
+    return status
+
+
+def stop_event(status: int) -> int:
+    return (status >> 16) & 0xFF
+
+
+def allow_tracer(pid: int) -> None:
+    """Let *pid* trace us under Yama ptrace_scope=1 (it is our child, not our ancestor)."""
+    ffi_, libc = _lib()
+    libc.prctl(ffi_.cast("int", PR_SET_PTRACER), ffi_.cast("unsigned long", pid))

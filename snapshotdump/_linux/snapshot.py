@@ -1,0 +1,210 @@
+"""The Linux Snapshot: a tracer helper stops and clones the target; the dump is written here."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from .. import _dest, errors
+from ..callbacks import DumpCallback
+from ..flags import CaptureFlags, MiniDumpType
+from ..snapshot import (
+    ExceptionInfo,
+    HandleInfo,
+    Performance,
+    ProcessInfo,
+    RegionInfo,
+    Snapshot,
+    ThreadInfo,
+    UserStream,
+)
+from . import channel, procfs
+from .capture_data import CaptureData
+
+HELPER_EXIT_TIMEOUT = 30.0
+_PACKAGE_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
+
+
+class Helper:
+    """The tracer helper process and our end of its channel."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT,
+                                                          env.get("PYTHONPATH")]))
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "snapshotdump._linux.tracer", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.sock = ours
+
+    def request(self, message: tuple[object, ...]) -> tuple[object, list[int]]:
+        channel.send(self.sock, message)
+        try:
+            (status, payload), fds = channel.receive(self.sock)
+        except EOFError:
+            code = self.process.wait()
+            raise errors.SnapshotError(
+                f"the tracer helper exited unexpectedly (status {code})",
+                function="capture") from None
+        if status == "error":
+            assert isinstance(payload, BaseException)
+            raise payload
+        return payload, fds
+
+    def close(self) -> None:
+        try:
+            with contextlib.suppress(OSError, EOFError, errors.SnapshotError):
+                self.request(("release",))
+        finally:
+            self.sock.close()
+            try:
+                self.process.wait(timeout=HELPER_EXIT_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class LinuxSnapshot(Snapshot):
+    """A copy-on-write clone of the target (or, with ``is_live``, the target held frozen)."""
+
+    def __init__(self, flags: CaptureFlags, helper: Helper, data: CaptureData,
+                 mem_fd: int) -> None:
+        super().__init__(data.pid, flags, is_live=not data.cloned)
+        self._helper = helper
+        self._data = data
+        self._mem_fd = mem_fd
+        self._released_ns: int | None = None
+
+    @property
+    def fallback_reason(self) -> str | None:
+        """Why the snapshot is frozen rather than cloned, when live_fallback was used."""
+        return self._data.fallback_reason
+
+    def _release(self) -> None:
+        try:
+            os.close(self._mem_fd)
+        finally:
+            self._helper.close()
+            self._released_ns = time.monotonic_ns()
+
+    def _write(
+        self, out: _dest.Output, dump_type: MiniDumpType, exception: ExceptionInfo | None,
+        user_streams: Sequence[UserStream], callback: DumpCallback | None,
+    ) -> tuple[int | None, int | None]:
+        from ..callbacks import CancelledByCallback
+        from ..minidump import linux_writer
+
+        try:
+            size, threads, modules = linux_writer.write(
+                out.fd, self._data, self._mem_fd, dump_type, exception, user_streams, callback)
+        except CancelledByCallback as cancel:
+            if cancel.cause is not None:
+                raise cancel.cause from None
+            raise errors.DumpCancelledError(
+                f"the dump callback cancelled the dump of pid {self.pid}",
+                function="write_dump", pid=self.pid) from None
+        except OSError as exc:
+            if isinstance(exc, errors.SnapshotError):
+                raise
+            if not os.path.exists(f"/proc/{self.pid}") and not self._data.cloned:
+                raise errors.TargetExitedError(
+                    f"pid {self.pid} exited while its dump was written", errno=exc.errno,
+                    function="write_dump", pid=self.pid) from exc
+            raise
+        out.size = size
+        return threads, modules
+
+    @property
+    def process(self) -> ProcessInfo:
+        self._check_open()
+        data = self._data
+        status = procfs.parse_status(data.status)
+        stat = procfs.parse_stat(data.stat)
+        ticks = data.clock_ticks or 100
+        vm = {key: int(status.get(key, "0 kB").split()[0]) * 1024 for key in
+              ("VmSize", "VmPeak", "VmRSS", "VmHWM")}
+        return ProcessInfo(
+            pid=data.pid, parent_pid=int(status.get("PPid", "0") or 0),
+            image_path=data.exe or None,
+            create_time=data.boot_time + int(stat[21]) / ticks,
+            user_seconds=int(stat[13]) / ticks, kernel_seconds=int(stat[14]) / ticks,
+            virtual_size=vm["VmSize"], peak_virtual_size=vm["VmPeak"],
+            working_set_size=vm["VmRSS"], peak_working_set_size=vm["VmHWM"],
+            page_fault_count=int(stat[9]) + int(stat[11]),
+        )
+
+    @property
+    def performance(self) -> Performance:
+        """Pause: first thread stopped to last resumed (still running while a frozen snapshot is open)."""
+        data = self._data
+        resumed = data.resumed_ns or self._released_ns or time.monotonic_ns()
+        return Performance(
+            pause_seconds=(resumed - data.first_stop_ns) / 1e9,
+            total_seconds=(data.finished_ns - data.first_stop_ns) / 1e9,
+            va_clone_seconds=data.clone_ns / 1e9 if data.clone_ns is not None else None,
+        )
+
+    def threads(self) -> list[ThreadInfo]:
+        self._check_open()
+        from . import arch
+
+        module = arch.current()
+        ticks = self._data.clock_ticks or 100
+        return [ThreadInfo(
+            thread_id=t.tid, name=t.name,
+            instruction_pointer=module.instruction_pointer(t.registers),
+            stack_pointer=module.stack_pointer(t.registers),
+            create_time=self._data.boot_time + int(t.stat[21]) / ticks,
+            user_seconds=int(t.stat[13]) / ticks, kernel_seconds=int(t.stat[14]) / ticks,
+            state=t.stat[2],
+        ) for t in self._data.threads]
+
+    def handles(self) -> list[HandleInfo]:
+        self._check_open()
+        from ..minidump.handle_data import fd_type
+
+        return [HandleInfo(handle=fd, type_name=fd_type(target), object_name=target)
+                for fd, target in self._data.fds]
+
+    def regions(self) -> list[RegionInfo]:
+        self._check_open()
+        from ..minidump.format import MEM_COMMIT, MEM_MAPPED, MEM_PRIVATE, protection
+
+        return [RegionInfo(
+            base=m.start, size=m.size, protect=protection(m.perms), state=MEM_COMMIT,
+            type=MEM_MAPPED if m.path.startswith("/") else MEM_PRIVATE,
+            allocation_base=m.start, mapped_file=m.path or None, permissions=m.perms,
+        ) for m in procfs.parse_maps(self._data.maps)]
+
+
+def capture(pid: int, flags: CaptureFlags, live_fallback: bool) -> LinuxSnapshot:
+    procfs.check_target(pid)
+    helper = Helper()
+    try:
+        if pid == os.getpid():
+            from . import ptrace
+
+            # Under Yama ptrace_scope=1 only ancestors may trace: name our child explicitly.
+            with contextlib.suppress(Exception):
+                ptrace.allow_tracer(helper.process.pid)
+        payload, fds = helper.request(
+            ("capture", pid, bool(flags & CaptureFlags.VA_CLONE), live_fallback))
+        assert isinstance(payload, CaptureData) and len(fds) == 1
+        return LinuxSnapshot(flags, helper, payload, fds[0])
+    except BaseException:
+        helper.close()
+        raise

@@ -1,0 +1,195 @@
+"""The tracer helper process: it stops, clones and releases the target for the dumper.
+
+Tracing from a separate process means the dumper can even snapshot itself, and
+that if the dumper is killed the helper sees its end of the channel close and
+still puts everything back: the clone killed and reaped, every thread detached.
+
+Run as ``python -m snapshotdump._linux.tracer FD``, by :mod:`.snapshot` only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+from types import ModuleType
+
+from .. import errors
+from . import arch as arch_module
+from . import channel, inject, procfs, ptrace
+from .capture_data import CaptureData, ThreadState
+from .freeze import Freezer
+
+
+class Session:
+    """One captured target and what must be undone for it."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.arch: ModuleType = arch_module.current()
+        self.freezer = Freezer(pid)
+        self.clone: int | None = None
+        self.clone_in_target: int | None = None
+
+    def capture(self, want_clone: bool, live_fallback: bool) -> tuple[CaptureData, int]:
+        status_fields = procfs.check_target(self.pid)
+        try:
+            self.freezer.stop_all()
+            stopped_ns = time.monotonic_ns()
+            threads = [self._thread(tid) for tid in sorted(self.freezer.stopped)]
+            maps_text = procfs.read_text(f"/proc/{self.pid}/maps")
+            data = self._process_files(threads, maps_text)
+            clone_ns = None
+            if want_clone:
+                reason = self._clone_refusal(status_fields)
+                if reason is None:
+                    started = time.monotonic_ns()
+                    reason = self._make_clone(threads, maps_text)
+                    clone_ns = time.monotonic_ns() - started
+                if reason is not None:
+                    if not live_fallback:
+                        raise errors.SnapshotUnsupportedError(
+                            f"pid {self.pid} cannot be cloned: {reason}; pass live_fallback=True "
+                            "to dump it frozen instead (or capture without VA_CLONE)",
+                            function="clone", pid=self.pid)
+                    data.fallback_reason = reason
+            if self.clone is not None:
+                self.freezer.resume_all()
+                data.resumed_ns = time.monotonic_ns()
+            data.first_stop_ns = self.freezer.first_stop_ns or stopped_ns
+            data.finished_ns = time.monotonic_ns()
+            data.cloned = self.clone is not None
+            data.clone_pid = self.clone
+            data.clone_ns = clone_ns
+            memory_owner = self.clone if self.clone is not None else self.pid
+            mem_fd = os.open(f"/proc/{memory_owner}/mem", os.O_RDONLY | os.O_CLOEXEC)
+            return data, mem_fd
+        except BaseException:
+            self.release()
+            raise
+
+    def _thread(self, tid: int) -> ThreadState:
+        base = f"/proc/{self.pid}/task/{tid}"
+        return ThreadState(
+            tid=tid,
+            name=procfs.read_optional(f"{base}/comm").decode("utf-8", "replace").rstrip("\n"),
+            registers=self.arch.read_registers(tid),
+            fp_registers=self.arch.read_fp_registers(tid),
+            xstate=ptrace.xstate(tid),
+            stat=procfs.parse_stat(procfs.read_text(f"{base}/stat")),
+        )
+
+    def _process_files(self, threads: list[ThreadState], maps_text: str) -> CaptureData:
+        base = f"/proc/{self.pid}"
+        try:
+            exe = os.readlink(f"{base}/exe")
+        except OSError:
+            exe = ""
+        lsb = procfs.read_optional("/etc/lsb-release") or procfs.read_optional("/etc/os-release")
+        return CaptureData(
+            pid=self.pid, cloned=False, clone_pid=None, threads=threads, maps=maps_text,
+            status=procfs.read_text(f"{base}/status"), stat=procfs.read_text(f"{base}/stat"),
+            cmdline=procfs.read_optional(f"{base}/cmdline"),
+            environ=procfs.read_optional(f"{base}/environ"),
+            auxv=procfs.read_optional(f"{base}/auxv"),
+            fds=procfs.file_descriptors(self.pid), exe=exe,
+            cpuinfo=procfs.read_optional("/proc/cpuinfo"), lsb_release=lsb,
+            captured_at=time.time(), first_stop_ns=0, resumed_ns=None, finished_ns=0,
+            clone_ns=None, boot_time=procfs.boot_time(), clock_ticks=procfs.clock_ticks(),
+        )
+
+    def _clone_refusal(self, status_fields: dict[str, str]) -> str | None:
+        seccomp = status_fields.get("Seccomp", "0")
+        if seccomp not in ("", "0"):
+            # A filter could answer clone() by killing the target: never risk it.
+            return f"it runs under a seccomp filter (Seccomp: {seccomp})"
+        return None
+
+    def _make_clone(self, threads: list[ThreadState], maps_text: str) -> str | None:
+        # Prefer a thread stopped by our interrupt: its state is the simplest to put back.
+        candidates = sorted(threads, key=lambda t: self.freezer.stopped.get(t.tid, 0) != 0)
+        injector = candidates[0]
+        at = inject.code_address(procfs.parse_maps(maps_text),
+                                 self.arch.instruction_pointer(injector.registers))
+        result = inject.run(self.arch, injector.tid, injector.registers, at,
+                            self.arch.CLONE_TRAP, self.arch.SYS_CLONE, (0, 0, 0, 0, 0))
+        if result.signals and not self.freezer.stopped.get(injector.tid):
+            self.freezer.stopped[injector.tid] = result.signals[0]
+        if result.value < 0 or result.child is None:
+            return f"clone() in the target failed: {os.strerror(-result.value)}"
+        self.clone = result.child
+        self.clone_in_target = result.value
+        return None
+
+    def release(self) -> None:
+        """Put the target back as it was: clone killed and reaped, every thread running."""
+        try:
+            if self.clone is not None:
+                inject.kill_clone(self.clone)
+        finally:
+            try:
+                self.freezer.resume_all()
+            finally:
+                clone_in_target, self.clone = self.clone_in_target, None
+                self.clone_in_target = None
+                if clone_in_target is not None:
+                    with contextlib.suppress(errors.SnapshotError, OSError):
+                        inject.reap(self.arch, self.pid, clone_in_target)
+
+
+def serve(sock: socket.socket) -> None:
+    session: Session | None = None
+    try:
+        while True:
+            try:
+                message, _ = channel.receive(sock)
+            except (EOFError, ConnectionError):
+                return
+            command = message[0]
+            if command == "capture":
+                _, pid, want_clone, live_fallback = message
+                session = Session(pid)
+                try:
+                    data, mem_fd = session.capture(want_clone, live_fallback)
+                except BaseException as exc:
+                    session = None
+                    channel.send(sock, ("error", _portable(exc)))
+                    continue
+                try:
+                    channel.send(sock, ("ok", data), [mem_fd])
+                finally:
+                    os.close(mem_fd)
+            elif command == "release":
+                if session is not None:
+                    session.release()
+                    session = None
+                channel.send(sock, ("ok", None))
+                return
+    finally:
+        if session is not None:
+            session.release()
+
+
+def _portable(exc: BaseException) -> BaseException:
+    if isinstance(exc, errors.SnapshotError):
+        return exc
+    if isinstance(exc, OSError):
+        return errors.SnapshotError(f"the tracer helper failed: {exc}", errno=exc.errno)
+    return errors.SnapshotError(f"the tracer helper failed: {type(exc).__name__}: {exc}")
+
+
+def main() -> None:
+    # Ctrl-C in the dumper's terminal must not stop the helper halfway through a clone.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as f:
+        f.write("-1000")
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    serve(sock)
+
+
+if __name__ == "__main__":
+    main()

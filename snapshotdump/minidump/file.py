@@ -1,0 +1,97 @@
+"""A minidump being written: reserve space, fill it in later, patch the directory as streams land.
+
+Data is written with pwrite at known offsets; nothing the size of the target's
+memory is ever held in the dumper.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .format import SIGNATURE, VERSION, StreamType, ffi
+
+
+class Location:
+    __slots__ = ("rva", "size")
+
+    def __init__(self, rva: int, size: int) -> None:
+        self.rva = rva
+        self.size = size
+
+
+class DumpFile:
+    """Appends to *fd*; the header and a directory of *stream_count* entries come first."""
+
+    def __init__(self, fd: int, stream_count: int, timestamp: int) -> None:
+        self.fd = fd
+        self._ffi = ffi()
+        self.stream_count = stream_count
+        self._directory_rva = self._ffi.sizeof("MINIDUMP_HEADER")
+        self._next_stream = 0
+        self.end = self._directory_rva + stream_count * self._ffi.sizeof("MINIDUMP_DIRECTORY")
+        header = self._ffi.new("MINIDUMP_HEADER *")
+        header.Signature = SIGNATURE
+        header.Version = VERSION
+        header.NumberOfStreams = stream_count
+        header.StreamDirectoryRva = self._directory_rva
+        header.TimeDateStamp = timestamp & 0xFFFFFFFF
+        header.Flags = 0
+        self.write_at(0, bytes(self._ffi.buffer(header)))
+        # Unused directory slots stay zero (UnusedStream), which every reader skips.
+        self.write_at(self._directory_rva, bytes(self.end - self._directory_rva))
+
+    def new(self, ctype: str, count: int | None = None) -> Any:
+        if count is None:
+            return self._ffi.new(f"{ctype} *")
+        return self._ffi.new(f"{ctype}[]", count)
+
+    def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self.fd, view, offset)
+            view = view[written:]
+            offset += written
+
+    def align(self, boundary: int = 8) -> None:
+        padding = -self.end % boundary
+        if padding:
+            self.write_at(self.end, bytes(padding))
+            self.end += padding
+
+    def reserve(self, size: int) -> int:
+        rva = self.end
+        self.end += size
+        return rva
+
+    def append(self, data: bytes | bytearray | memoryview) -> Location:
+        rva = self.reserve(len(data))
+        self.write_at(rva, data)
+        return Location(rva, len(data))
+
+    def append_struct(self, cdata: Any, size: int | None = None) -> Location:
+        return self.append(bytes(self._ffi.buffer(cdata, size) if size else self._ffi.buffer(cdata)))
+
+    def string(self, text: str) -> int:
+        """A MINIDUMP_STRING: byte length, UTF-16LE, a terminating NUL not counted."""
+        encoded = text.encode("utf-16-le", "surrogatepass")
+        return self.append(len(encoded).to_bytes(4, "little") + encoded + b"\0\0").rva
+
+    def add_stream(self, stream_type: int, location: Location) -> None:
+        """Record a finished stream in the next directory slot, at once."""
+        if self._next_stream >= self.stream_count:
+            raise RuntimeError("more streams than the directory was sized for")
+        entry = self._ffi.new("MINIDUMP_DIRECTORY *")
+        entry.StreamType = int(stream_type)
+        entry.Location.DataSize = location.size
+        entry.Location.Rva = location.rva
+        self.write_at(self._directory_rva + self._next_stream * self._ffi.sizeof(entry[0]),
+                      bytes(self._ffi.buffer(entry)))
+        self._next_stream += 1
+
+    @property
+    def streams_written(self) -> int:
+        return self._next_stream
+
+
+__all__ = ["DumpFile", "Location", "StreamType"]

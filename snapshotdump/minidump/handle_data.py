@@ -1,0 +1,33 @@
+"""HandleDataStream: the target's file descriptors, with a type and what they point to."""
+
+from __future__ import annotations
+
+from .file import DumpFile, Location
+from .plan import DumpPlan
+
+
+def fd_type(target: str) -> str:
+    if target.startswith("socket:"):
+        return "Socket"
+    if target.startswith("pipe:"):
+        return "Pipe"
+    if target.startswith("anon_inode:"):
+        return "AnonInode"
+    if target.startswith("/dev/"):
+        return "Device"
+    return "File"
+
+
+def write(plan: DumpPlan, out: DumpFile) -> Location:
+    fds = plan.data.fds
+    entries = out.new("MINIDUMP_HANDLE_DESCRIPTOR_2", max(len(fds), 1))
+    for entry, (fd, target) in zip(entries, fds, strict=False):
+        entry.Handle = fd
+        entry.TypeNameRva = out.string(fd_type(target))
+        entry.ObjectNameRva = out.string(target)
+        entry.HandleCount = 1
+    header = out.new("MINIDUMP_HANDLE_DATA_STREAM")
+    header.SizeOfHeader = 16
+    header.SizeOfDescriptor = 40
+    header.NumberOfDescriptors = len(fds)
+    return out.append(bytes(out._ffi.buffer(header)) + bytes(out._ffi.buffer(entries))[:40 * len(fds)])

@@ -1,0 +1,92 @@
+"""Write a Linux minidump from a capture: the driver that runs each stream's module in turn.
+
+The directory is sized from the list of streams below (nothing counted by hand)
+and each entry is written the moment its stream is complete, so a dump cut
+short still reads up to that point.  Full memory goes last, streamed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from .._linux import arch as arch_module
+from .._linux.capture_data import CaptureData
+from ..callbacks import DumpCallback
+from ..flags import MiniDumpType
+from ..snapshot import ExceptionInfo, UserStream
+from . import (
+    exception,
+    handle_data,
+    linux_streams,
+    memory_info_list,
+    memory_list,
+    misc_info,
+    module_list,
+    system_info,
+    thread_info_list,
+    thread_list,
+    thread_names,
+)
+from .file import DumpFile, Location
+from .format import StreamType
+from .memory import MemoryReader
+from .plan import DumpPlan, make_plan
+
+
+def write(fd: int, data: CaptureData, mem_fd: int, dump_type: MiniDumpType,
+          exception_info: ExceptionInfo | None, user_streams: Sequence[UserStream],
+          callback: DumpCallback | None) -> tuple[int, int, int]:
+    """Write the dump to *fd*; return (file size, threads written, modules written)."""
+    arch = arch_module.current()
+    reader = MemoryReader(mem_fd)
+    plan = make_plan(data, reader, dump_type, callback, arch)
+    blocks: dict[tuple[int, int], int] = {}
+    contexts: dict[int, Location] = {}
+
+    steps: list[tuple[int, Callable[[DumpFile], Location]]] = [
+        (StreamType.SYSTEM_INFO,
+         lambda out: system_info.write(plan, out, arch.cpu_information(),
+                                       arch.PROCESSOR_ARCHITECTURE)),
+        (StreamType.MISC_INFO, lambda out: misc_info.write(plan, out)),
+    ]
+    if not plan.full_memory:
+        steps.append((StreamType.MEMORY_LIST,
+                      lambda out: memory_list.write_list(plan, out, blocks)))
+    steps += [
+        (StreamType.THREAD_LIST, lambda out: thread_list.write(plan, out, blocks, contexts)),
+        (StreamType.MODULE_LIST, lambda out: module_list.write(plan, out)),
+        (StreamType.THREAD_NAMES, lambda out: thread_names.write(plan, out)),
+    ]
+    if exception_info is not None:
+        steps.append((StreamType.EXCEPTION, lambda out: exception.write(
+            out, exception_info, contexts.get(exception_info.thread_id))))
+    if plan.wants(MiniDumpType.WITH_THREAD_INFO):
+        steps.append((StreamType.THREAD_INFO_LIST, lambda out: thread_info_list.write(plan, out)))
+    if plan.wants(MiniDumpType.WITH_HANDLE_DATA):
+        steps.append((StreamType.HANDLE_DATA, lambda out: handle_data.write(plan, out)))
+    if plan.full_memory or plan.wants(MiniDumpType.WITH_FULL_MEMORY_INFO):
+        steps.append((StreamType.MEMORY_INFO_LIST, lambda out: memory_info_list.write(plan, out)))
+    for stream_type, payload in linux_streams.text_streams(plan):
+        steps.append((stream_type, _raw(payload)))
+    steps.append((StreamType.LINUX_DSO_DEBUG, lambda out: linux_streams.write_dso_debug(plan, out)))
+    for stream in user_streams:
+        steps.append((stream.type, _raw(stream.data)))
+    if plan.full_memory:
+        steps.append((StreamType.MEMORY64_LIST, lambda out: memory_list.write_list64(plan, out)))
+
+    out = DumpFile(fd, len(steps), int(data.captured_at))
+    for stream_type, step in steps:
+        location = step(out)
+        out.add_stream(stream_type, location)
+    return out.end, len(plan.threads), len(plan.modules)
+
+
+def _raw(payload: bytes) -> Callable[[DumpFile], Location]:
+    def step(out: DumpFile) -> Location:
+        out.align(4)
+        return out.append(payload)
+
+    return step
+
+
+__all__ = ["DumpPlan", "MemoryReader", "write"]

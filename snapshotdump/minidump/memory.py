@@ -1,0 +1,89 @@
+"""Reading the snapshot's memory in bounded chunks, and the address ranges a dump includes."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from .file import DumpFile
+
+PAGE = 4096
+CHUNK = 1 << 20
+_UNREADABLE = (errno.EIO, errno.EFAULT, errno.ENOMEM, errno.EPERM, errno.EACCES, errno.EINVAL,
+               errno.ESRCH)
+
+
+class MemoryReader:
+    """pread()s /proc/PID/mem through one reusable buffer: memory use does not grow with the target."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._buffer = bytearray(CHUNK)
+        self.unreadable_bytes = 0
+
+    def read(self, address: int, size: int) -> bytes | None:
+        """Up to *size* bytes at *address*, or None where the first byte is unreadable."""
+        try:
+            return os.pread(self.fd, size, address)
+        except OSError as exc:
+            if exc.errno in _UNREADABLE:
+                return None
+            raise
+
+    def readable(self, address: int) -> bool:
+        return bool(self.read(address, 1))
+
+    def copy(self, out: DumpFile, address: int, size: int, offset: int) -> int:
+        """Write exactly *size* bytes from *address* at file *offset*; unreadable pages become zeros.
+
+        Returns how many bytes were really read.
+        """
+        view = memoryview(self._buffer)
+        done = 0
+        read_total = 0
+        while done < size:
+            chunk = min(CHUNK, size - done)
+            got = self._read_into(view[:chunk], address + done)
+            if got <= 0:
+                # Find the readable pages of this chunk one at a time.
+                read_total += self._read_pagewise(view[:chunk], address + done)
+            else:
+                read_total += got
+                chunk = got
+            out.write_at(offset + done, view[:chunk])
+            done += chunk
+        self.unreadable_bytes += size - read_total
+        return read_total
+
+    def _read_into(self, view: memoryview, address: int) -> int:
+        try:
+            return os.preadv(self.fd, [view], address)
+        except OSError as exc:
+            if exc.errno in _UNREADABLE:
+                return -1
+            raise
+
+    def _read_pagewise(self, view: memoryview, address: int) -> int:
+        size = len(view)
+        position = 0
+        total = 0
+        while position < size:
+            step = min(PAGE - (address + position) % PAGE, size - position)
+            got = max(self._read_into(view[position:position + step], address + position), 0)
+            if got < step:
+                view[position + got:position + step] = bytes(step - got)
+            total += got
+            position += step
+        return total
+
+
+def merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, non-overlapping (start, end) ranges covering the same addresses."""
+    result: list[tuple[int, int]] = []
+    for start, end in sorted(r for r in ranges if r[1] > r[0]):
+        if result and start <= result[-1][1]:
+            if end > result[-1][1]:
+                result[-1] = (result[-1][0], end)
+        else:
+            result.append((start, end))
+    return result

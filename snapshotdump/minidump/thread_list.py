@@ -1,0 +1,37 @@
+"""ThreadListStream: every thread with its full CONTEXT and its stack memory."""
+
+from __future__ import annotations
+
+from .file import DumpFile, Location
+from .plan import DumpPlan
+
+
+def stack_location(plan: DumpPlan, out: DumpFile, blocks: dict[tuple[int, int], int],
+                   start: int, end: int) -> int:
+    """The RVA of [start, end): inside a MemoryList block if one holds it, else a fresh copy."""
+    for (block_start, block_end), rva in blocks.items():
+        if block_start <= start and end <= block_end:
+            return rva + (start - block_start)
+    rva = out.reserve(end - start)
+    plan.reader.copy(out, start, end - start, rva)
+    blocks[(start, end)] = rva
+    return rva
+
+
+def write(plan: DumpPlan, out: DumpFile, blocks: dict[tuple[int, int], int],
+          contexts: dict[int, Location]) -> Location:
+    """*contexts* receives each thread's CONTEXT location (the ExceptionStream points at one)."""
+    count = len(plan.threads)
+    entries = out.new("MINIDUMP_THREAD", max(count, 1))
+    for entry, thread in zip(entries, plan.threads, strict=False):
+        context = out.append(thread.context)
+        contexts[thread.state.tid] = context
+        start, end = thread.stack
+        entry.ThreadId = thread.state.tid
+        entry.Stack.StartOfMemoryRange = start
+        entry.Stack.Memory.DataSize = end - start
+        entry.Stack.Memory.Rva = stack_location(plan, out, blocks, start, end) if end > start else 0
+        entry.ThreadContext.DataSize = context.size
+        entry.ThreadContext.Rva = context.rva
+    body = count.to_bytes(4, "little") + bytes(out._ffi.buffer(entries))[:48 * count]
+    return out.append(body)

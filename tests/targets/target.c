@@ -1,0 +1,117 @@
+/*
+ * A test target: threads blocked in nanosleep, in read() on a pipe, in
+ * pthread_cond_wait, plus a ticker that counts and records its longest gap.
+ * It prints one line, "READY pid marker_address pipe_write_fd", then serves
+ * commands on stdin:
+ *   t        -> "TICKS n maxgap_us"
+ *   p        -> writes "hello" to the pipe; the reader thread prints "PIPE n errno"
+ *   c        -> signals the condition variable; the waiter prints "COND"
+ *   q        -> exits
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static char marker[64] = "SNAPSHOTDUMP-MARKER-0123456789abcdef";
+static int pipefd[2];
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static int signalled;
+static volatile unsigned long ticks;
+static volatile long max_gap_us;
+
+static long now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000L + ts.tv_nsec / 1000;
+}
+
+static void *sleeper(void *arg) {
+    (void)arg;
+    for (;;) {
+        struct timespec ts = {3600, 0};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static void *reader(void *arg) {
+    (void)arg;
+    for (;;) {
+        char buf[64];
+        ssize_t n = read(pipefd[0], buf, sizeof buf);
+        printf("PIPE %zd %d\n", n, n < 0 ? errno : 0);
+        fflush(stdout);
+    }
+    return NULL;
+}
+
+static void *waiter(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&lock);
+    while (!signalled)
+        pthread_cond_wait(&cond, &lock);
+    pthread_mutex_unlock(&lock);
+    printf("COND\n");
+    fflush(stdout);
+    return NULL;
+}
+
+static void *ticker(void *arg) {
+    (void)arg;
+    long last = now_us();
+    for (;;) {
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+        long now = now_us();
+        if (now - last > max_gap_us)
+            max_gap_us = now - last;
+        last = now;
+        ticks++;
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    int extra = argc > 1 ? atoi(argv[1]) : 0;
+    pthread_t t;
+    if (pipe(pipefd) != 0)
+        return 1;
+    pthread_create(&t, NULL, sleeper, NULL);
+    pthread_setname_np(t, "sleeper");
+    pthread_create(&t, NULL, reader, NULL);
+    pthread_setname_np(t, "reader");
+    pthread_create(&t, NULL, waiter, NULL);
+    pthread_setname_np(t, "waiter");
+    pthread_create(&t, NULL, ticker, NULL);
+    pthread_setname_np(t, "ticker");
+    for (int i = 0; i < extra; i++)
+        pthread_create(&t, NULL, sleeper, NULL);
+    printf("READY %d %p %d\n", getpid(), (void *)marker, pipefd[1]);
+    fflush(stdout);
+    char line[64];
+    while (fgets(line, sizeof line, stdin)) {
+        if (line[0] == 't') {
+            printf("TICKS %lu %ld\n", ticks, max_gap_us);
+        } else if (line[0] == 'p') {
+            if (write(pipefd[1], "hello", 5) != 5)
+                return 2;
+            continue;
+        } else if (line[0] == 'c') {
+            pthread_mutex_lock(&lock);
+            signalled = 1;
+            pthread_cond_signal(&cond);
+            pthread_mutex_unlock(&lock);
+            continue;
+        } else if (line[0] == 'q') {
+            return 0;
+        }
+        fflush(stdout);
+    }
+    return 0;
+}
