@@ -125,6 +125,11 @@ class LinuxSnapshot(Snapshot):
                     f"pid {self.pid} exited while its dump was written", errno=exc.errno,
                     function="write_dump", pid=self.pid) from exc
             raise
+        if not self._data.cloned and not _alive(self.pid):
+            # A frozen target that died mid-dump reads as zeros: the dump would be a lie.
+            raise errors.TargetExitedError(
+                f"pid {self.pid} exited while its dump was written; the partial dump was removed",
+                errno=3, function="write_dump", pid=self.pid)
         out.size = size
         return threads, modules
 
@@ -189,6 +194,14 @@ class LinuxSnapshot(Snapshot):
             type=MEM_MAPPED if m.path.startswith("/") else MEM_PRIVATE,
             allocation_base=m.start, mapped_file=m.path or None, permissions=m.perms,
         ) for m in procfs.parse_maps(self._data.maps)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = procfs.parse_stat(procfs.read_text(f"/proc/{pid}/stat"))[2]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
 
 
 def capture(pid: int, flags: CaptureFlags, live_fallback: bool) -> LinuxSnapshot:

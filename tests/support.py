@@ -1,0 +1,164 @@
+"""Real targets and independent readers for the Linux tests."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import time
+from typing import Any
+
+from .conftest import require, require_tool
+
+TARGETS = pathlib.Path(__file__).parent / "targets"
+LLDB_ENV = {**os.environ, "PYTHONPATH": "/usr/lib/llvm-14/lib/python3.11/dist-packages"}
+
+
+def build_c_target(directory: pathlib.Path) -> pathlib.Path:
+    compiler = require_tool("gcc", "cc")
+    binary = directory / "target"
+    subprocess.run([compiler, "-O1", "-g", "-pthread", "-o", str(binary),
+                    str(TARGETS / "target.c")], check=True)
+    return binary
+
+
+class Target:
+    """A running target process; it is always killed at the end, never left stopped."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True, bufsize=1)
+        assert self.process.stdout is not None
+        ready = self.process.stdout.readline().split()
+        assert ready and ready[0] == "READY", ready
+        self.pid = int(ready[1])
+        self.marker_address = int(ready[2], 16)
+        self.marker = b"SNAPSHOTDUMP-MARKER-0123456789abcdef"
+
+    def command(self, text: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(text + "\n")
+        self.process.stdin.flush()
+
+    def line(self, timeout: float = 10.0) -> str:
+        assert self.process.stdout is not None
+        import selectors
+
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout):
+                raise AssertionError("the target did not answer")
+        return self.process.stdout.readline().strip()
+
+    def ticks(self) -> tuple[int, int]:
+        self.command("t")
+        words = self.line().split()
+        assert words[0] == "TICKS", words
+        return int(words[1]), int(words[2])
+
+    def status(self) -> dict[str, str]:
+        fields = {}
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields[key] = value.strip()
+        return fields
+
+    def task_states(self) -> dict[int, str]:
+        states = {}
+        for tid in os.listdir(f"/proc/{self.pid}/task"):
+            with open(f"/proc/{self.pid}/task/{tid}/stat") as f:
+                states[int(tid)] = f.read().rsplit(")", 1)[1].split()[0]
+        return states
+
+    def children(self) -> list[str]:
+        """Every child of the target, zombies included (ps --ppid)."""
+        out = subprocess.run(["ps", "-o", "pid=,stat=", "--ppid", str(self.pid)],
+                             capture_output=True, text=True, check=False).stdout
+        return [line.strip() for line in out.splitlines() if line.strip()]
+
+    def assert_untouched(self) -> None:
+        """Running, untraced, no stopped thread, no child (no clone, no zombie)."""
+        status = self.status()
+        assert status["TracerPid"] == "0", status["TracerPid"]
+        states = self.task_states()
+        assert not [s for s in states.values() if s in ("t", "T")], states
+        deadline = time.monotonic() + 5
+        while self.children() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert self.children() == []
+        before, _ = self.ticks()
+        time.sleep(0.05)
+        after, _ = self.ticks()
+        assert after > before, "the ticker stopped"
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+
+
+def python_target_argv() -> list[str]:
+    return [sys.executable, str(TARGETS / "target.py")]
+
+
+def obj2yaml(path: str | os.PathLike[str]) -> str:
+    tool = require_tool("obj2yaml", "/usr/lib/llvm-14/bin/obj2yaml")
+    result = subprocess.run([tool, str(path)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"obj2yaml rejected {path}: {result.stderr[:2000]}"
+    return result.stdout
+
+
+def lldb(path: str | os.PathLike[str], *commands: str) -> str:
+    tool = require_tool("lldb", "lldb-14")
+    argv = [tool, "-b", "-c", str(path)]
+    for command in commands:
+        argv += ["-o", command]
+    result = subprocess.run(argv, capture_output=True, text=True, env=LLDB_ENV, timeout=300,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "error:" not in result.stdout.split("\n", 2)[1], result.stdout[:2000]
+    return result.stdout
+
+
+def lldb_threads(output: str) -> dict[int, dict[str, int]]:
+    """tid -> {'rip':..., 'rsp':...} from `thread select N; thread info; register read rip rsp`."""
+    threads: dict[int, dict[str, int]] = {}
+    current = None
+    for line in output.splitlines():
+        match = re.match(r"thread #\d+: tid = (\d+)", line)  # `thread info`, not `thread list`
+        if match:
+            current = int(match.group(1))
+            threads.setdefault(current, {})
+        register = re.match(r"\s+(rip|rsp) = 0x([0-9a-f]+)", line)
+        if register and current is not None:
+            threads[current][register.group(1)] = int(register.group(2), 16)
+    return threads
+
+
+def parse_with_minidump_package(path: str | os.PathLike[str]) -> Any:
+    try:
+        from minidump.minidumpfile import MinidumpFile
+    except ImportError:
+        require(False, "the PyPI package 'minidump' is not installed")
+        raise
+    import logging
+
+    logging.getLogger().setLevel(logging.CRITICAL)  # it logs that Linux dumps have no PEB
+    return MinidumpFile.parse(str(path))
+
+
+def elf_build_id(path: str) -> str:
+    readelf = shutil.which("readelf")
+    require(readelf is not None, "readelf (binutils) is not installed")
+    out = subprocess.run([str(readelf), "-n", path], capture_output=True, text=True,
+                         check=True).stdout
+    match = re.search(r"Build ID: ([0-9a-f]+)", out)
+    assert match, f"{path} has no build id"
+    return match.group(1)
