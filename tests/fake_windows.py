@@ -41,8 +41,8 @@ class FakeKernel32:
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("Pss") and not self.__dict__.get("pss", True):
-            # cffi raises AttributeError for a symbol the DLL does not export (Wine, Windows 8).
-            raise AttributeError(f"function/symbol '{name}' not found in library 'kernel32.dll'")
+            # What cffi 2.x raises for a symbol the DLL does not export (Wine, Windows 8).
+            raise ffi.error(f"symbol '{name}' not found in library 'kernel32.dll': error 0x7f")
         try:
             return object.__getattribute__(self, "_" + name)
         except AttributeError:

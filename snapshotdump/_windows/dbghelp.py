@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from ..callbacks import (
 )
 from ..flags import CallbackType, ModuleWriteFlags, ThreadWriteFlags
 from ..snapshot import ExceptionInfo, UserStream
+from ..minidump import lists
 from . import libs, win32
 
 # The callbacks MiniDumpWriteDump expects TRUE from when nothing is changed.
@@ -31,6 +33,7 @@ class _CallbackState:
         self.cancelled: CancelledByCallback | None = None
         self.modules = 0
         self.threads = 0
+        self.excluded = False
         self.seen: list[CallbackType] = []
 
     def answer(self, callback_input: Any, callback_output: Any) -> int:
@@ -79,6 +82,7 @@ def _exclude(kind: CallbackType, out: Any) -> None:
 
 
 def _apply(kind: CallbackType, decision: Decision, out: Any, state: _CallbackState) -> int:
+    state.excluded = state.excluded or not decision.include or decision.write_flags is not None
     if kind is CallbackType.MODULE:
         if decision.write_flags is not None:
             out.ModuleWriteFlags = decision.write_flags
@@ -106,9 +110,13 @@ def _event(kind: CallbackType, callback_input: Any, out: Any) -> CallbackEvent:
             write_flags=ModuleWriteFlags(int(out.ModuleWriteFlags) & 0x7F))
     if kind in (CallbackType.THREAD, CallbackType.THREAD_EX):
         thread = callback_input.Thread
+        low, high = int(thread.StackEnd), int(thread.StackBase)
+        # Wine's dbghelp (built by mingw) lays this struct out without MSVC's 16-byte CONTEXT
+        # alignment, so its stack fields land elsewhere: report them only when they make sense.
+        plausible = 0 < low < high and high - low < 1 << 32
         return CallbackEvent(kind, thread_id=int(thread.ThreadId),
-                             memory_base=int(thread.StackEnd),
-                             memory_size=max(0, int(thread.StackBase) - int(thread.StackEnd)),
+                             memory_base=low if plausible else None,
+                             memory_size=high - low if plausible else None,
                              write_flags=ThreadWriteFlags(int(out.ThreadWriteFlags) & 0x7F))
     if kind is CallbackType.INCLUDE_THREAD:
         return CallbackEvent(kind, thread_id=int(callback_input.IncludeThread.ThreadId))
@@ -119,6 +127,7 @@ def _event(kind: CallbackType, callback_input: Any, out: Any) -> CallbackEvent:
 
 
 def write_dump(
+    fd: int,
     source: Any,
     pid: int,
     file_handle: Any,
@@ -169,7 +178,7 @@ def write_dump(
 
     try:
         dbghelp_write = libs.LIBRARIES.dbghelp.MiniDumpWriteDump
-    except AttributeError as exc:
+    except (AttributeError, ffi.error) as exc:
         raise errors.SnapshotUnsupportedError(
             "dbghelp.dll has no MiniDumpWriteDump", function="MiniDumpWriteDump") from exc
     ok = dbghelp_write(source, pid, file_handle, dump_type, exception_param, streams_param, info)
@@ -185,4 +194,8 @@ def write_dump(
     if not ok:
         raise errors.from_hresult(last, "MiniDumpWriteDump", pid=pid,
                                   message=win32.format_message(last))
+    if state.excluded:
+        # A write-only file object cannot be read back to check; a path dest always can.
+        with contextlib.suppress(OSError):
+            lists.trim_list_streams(fd)
     return state.threads, state.modules

@@ -35,7 +35,8 @@ def function(name: str) -> Any:
     """A Pss* function, or SnapshotUnsupportedError where kernel32 lacks it."""
     try:
         return getattr(libs.LIBRARIES.kernel32, name)
-    except AttributeError as exc:
+    except (AttributeError, libs.ffi().error) as exc:
+        # cffi 1.x raises AttributeError for a missing export, cffi 2.x ffi.error.
         raise errors.SnapshotUnsupportedError(
             f"the Process Snapshotting API is unavailable here ({name} is not exported by "
             "kernel32.dll: Windows before 8.1, or Wine); pass live_fallback=True to dump the "

@@ -80,7 +80,7 @@ class WindowsSnapshot(Snapshot):
     ) -> tuple[int | None, int | None]:
         source = self._hpss if self._hpss is not None else self._process
         threads, modules = dbghelp.write_dump(
-            source, self.pid, _os_handle(out.fd), int(dump_type),
+            out.fd, source, self.pid, _os_handle(out.fd), int(dump_type),
             from_snapshot=self._hpss is not None, exception=exception,
             user_streams=user_streams, callback=callback)
         import os

@@ -37,7 +37,7 @@ def format_message(code: int) -> str | None:
     try:
         length = libs.LIBRARIES.kernel32.FormatMessageW(
             flags, ffi.NULL, code & 0xFFFFFFFF, 0, buffer, 512, ffi.NULL)
-    except AttributeError:
+    except (AttributeError, ffi.error):
         return None
     if not length:
         return None
