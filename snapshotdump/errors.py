@@ -187,7 +187,8 @@ def from_win32(
         cls = SnapshotUnsupportedError
     elif code == ERROR_CANCELLED:
         cls = DumpCancelledError
-    return cls(detail, errno=errno_value, winerror=code, hresult=hresult, function=function, pid=pid)
+    return cls(detail, errno=errno_value, winerror=code, hresult=hresult, function=function,
+               pid=pid)
 
 
 def from_hresult(

@@ -1,4 +1,4 @@
-"""The Linux backend against real processes, each dump read back by obj2yaml, lldb and `minidump`."""
+"""The Linux backend on real processes; each dump read back by obj2yaml, lldb and `minidump`."""
 
 from __future__ import annotations
 
@@ -85,6 +85,7 @@ def test_clone_snapshot_dumps_load_in_every_reader(target: Target,
         assert snap.performance.pause_seconds > 0
         normal = snap.write_dump(tmp_path / "normal.dmp")
         full = snap.write_dump(tmp_path / "full.dmp", MiniDumpType.WITH_FULL_MEMORY)
+        assert full.size > normal.size
         # The target runs on while the dump is written from the clone.
         before, _ = target.ticks()
         assert target.status()["TracerPid"] == "0"

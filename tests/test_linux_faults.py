@@ -115,10 +115,9 @@ def test_target_exits_during_a_frozen_dump(target: Target, tmp_path: pathlib.Pat
         if event.type is snapshotdump.CallbackType.MODULE:
             os.kill(target.pid, signal.SIGKILL)
 
-    with snapshotdump.capture(target.pid, FREEZE) as snap:
-        with pytest.raises(snapshotdump.TargetExitedError, match="exited"):
-            snap.write_dump(tmp_path / "a.dmp", MiniDumpType.WITH_FULL_MEMORY,
-                            callback=kill_target)
+    with snapshotdump.capture(target.pid, FREEZE) as snap, \
+            pytest.raises(snapshotdump.TargetExitedError, match="exited"):
+        snap.write_dump(tmp_path / "a.dmp", MiniDumpType.WITH_FULL_MEMORY, callback=kill_target)
     assert os.listdir(tmp_path) == []
     target.process.wait(timeout=10)
 

@@ -59,7 +59,8 @@ def test_capture_dump_close_in_the_documented_order(fake: FakeLibraries,
     assert ("MiniDumpWriteDump", HPSS_VALUE, PID, 0) in fake.calls
     # Exit frees the VA clone handle, then the snapshot, then the process handle.
     tail = fake.calls[-3:]
-    assert tail == [("CloseHandle", VA_CLONE_VALUE), ("PssFreeSnapshot", CURRENT_PROCESS, HPSS_VALUE),
+    assert tail == [("CloseHandle", VA_CLONE_VALUE),
+                    ("PssFreeSnapshot", CURRENT_PROCESS, HPSS_VALUE),
                     ("CloseHandle", PROCESS)]
     assert result.path == str(tmp_path / "a.dmp")
     assert result.size == 64

@@ -1,1 +1,1 @@
-"""The Linux backend: threads stopped with ptrace, a copy-on-write clone forked from inside the target."""
+"""The Linux backend: threads stopped with ptrace, and a copy-on-write clone of the target."""

@@ -1,4 +1,4 @@
-"""Stop every thread of a process with PTRACE_SEIZE + PTRACE_INTERRUPT, and let them all go again."""
+"""Stop every thread of a process with PTRACE_SEIZE + PTRACE_INTERRUPT; let them all go again."""
 
 from __future__ import annotations
 

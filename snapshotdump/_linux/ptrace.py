@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
@@ -76,10 +77,8 @@ def cont(tid: int, signal: int = 0) -> None:
 
 def detach(tid: int, signal: int = 0) -> None:
     """Detach; a thread that is already gone counts as detached."""
-    try:
+    with contextlib.suppress(errors.ProcessNotFoundError):
         _call(PTRACE_DETACH, tid, 0, signal, "ptrace(PTRACE_DETACH)")
-    except errors.ProcessNotFoundError:
-        pass
 
 
 def event_message(tid: int) -> int:

@@ -154,7 +154,7 @@ class LinuxSnapshot(Snapshot):
 
     @property
     def performance(self) -> Performance:
-        """Pause: first thread stopped to last resumed (still running while a frozen snapshot is open)."""
+        """Pause: first thread stopped to last resumed (still counting while frozen and open)."""
         data = self._data
         resumed = data.resumed_ns or self._released_ns or time.monotonic_ns()
         return Performance(

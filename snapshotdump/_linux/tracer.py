@@ -36,67 +36,83 @@ class Session:
 
     def capture(self, want_clone: bool, live_fallback: bool) -> tuple[CaptureData, int]:
         status_fields = procfs.check_target(self.pid)
+        # Whatever does not need the target stopped is read before or after the pause.
+        reason = self._clone_refusal(status_fields) if want_clone else None
+        code_at = inject.code_address(
+            procfs.parse_maps(procfs.read_text(f"/proc/{self.pid}/maps")), 0)
+        host = self._host_files()
         try:
             self.freezer.stop_all()
             stopped_ns = time.monotonic_ns()
-            threads = [self._thread(tid) for tid in sorted(self.freezer.stopped)]
-            maps_text = procfs.read_text(f"/proc/{self.pid}/maps")
-            data = self._process_files(threads, maps_text)
+            registers = {tid: self._registers(tid) for tid in sorted(self.freezer.stopped)}
             clone_ns = None
-            if want_clone:
-                reason = self._clone_refusal(status_fields)
-                if reason is None:
-                    started = time.monotonic_ns()
-                    reason = self._make_clone(threads, maps_text)
-                    clone_ns = time.monotonic_ns() - started
-                if reason is not None:
-                    if not live_fallback:
-                        raise errors.SnapshotUnsupportedError(
-                            f"pid {self.pid} cannot be cloned: {reason}; pass live_fallback=True "
-                            "to dump it frozen instead (or capture without VA_CLONE)",
-                            function="clone", pid=self.pid)
-                    data.fallback_reason = reason
+            if want_clone and reason is None:
+                started = time.monotonic_ns()
+                reason = self._make_clone(registers, code_at)
+                clone_ns = time.monotonic_ns() - started
             if self.clone is not None:
                 self.freezer.resume_all()
-                data.resumed_ns = time.monotonic_ns()
+                resumed_ns: int | None = time.monotonic_ns()
+            else:
+                resumed_ns = None
+                if want_clone and not live_fallback:
+                    raise errors.SnapshotUnsupportedError(
+                        f"pid {self.pid} cannot be cloned: {reason}; pass live_fallback=True "
+                        "to dump it frozen instead (or capture without VA_CLONE)",
+                        function="clone", pid=self.pid)
+            # The clone's address space, fds and environment are the target's at the instant.
+            source = self.clone if self.clone is not None else self.pid
+            data = self._process_files(source, registers, host)
+            data.fallback_reason = reason if want_clone else None
             data.first_stop_ns = self.freezer.first_stop_ns or stopped_ns
-            data.finished_ns = time.monotonic_ns()
+            data.resumed_ns = resumed_ns
+            data.finished_ns = resumed_ns or time.monotonic_ns()
             data.cloned = self.clone is not None
             data.clone_pid = self.clone
             data.clone_ns = clone_ns
-            memory_owner = self.clone if self.clone is not None else self.pid
-            mem_fd = os.open(f"/proc/{memory_owner}/mem", os.O_RDONLY | os.O_CLOEXEC)
+            mem_fd = os.open(f"/proc/{source}/mem", os.O_RDONLY | os.O_CLOEXEC)
             return data, mem_fd
         except BaseException:
             self.release()
             raise
 
-    def _thread(self, tid: int) -> ThreadState:
+    def _registers(self, tid: int) -> tuple[bytes, bytes, bytes | None]:
+        return (self.arch.read_registers(tid), self.arch.read_fp_registers(tid),
+                ptrace.xstate(tid))
+
+    def _thread(self, tid: int, registers: tuple[bytes, bytes, bytes | None]) -> ThreadState:
         base = f"/proc/{self.pid}/task/{tid}"
+        try:
+            stat = procfs.parse_stat(procfs.read_text(f"{base}/stat"))
+        except (OSError, ValueError):
+            stat = [str(tid), "", "X", *["0"] * 49]  # it exited since the snapshot
         return ThreadState(
             tid=tid,
             name=procfs.read_optional(f"{base}/comm").decode("utf-8", "replace").rstrip("\n"),
-            registers=self.arch.read_registers(tid),
-            fp_registers=self.arch.read_fp_registers(tid),
-            xstate=ptrace.xstate(tid),
-            stat=procfs.parse_stat(procfs.read_text(f"{base}/stat")),
-        )
+            registers=registers[0], fp_registers=registers[1], xstate=registers[2], stat=stat)
 
-    def _process_files(self, threads: list[ThreadState], maps_text: str) -> CaptureData:
-        base = f"/proc/{self.pid}"
+    def _host_files(self) -> dict[str, bytes]:
+        lsb = procfs.read_optional("/etc/lsb-release") or procfs.read_optional("/etc/os-release")
+        return {"cpuinfo": procfs.read_optional("/proc/cpuinfo"), "lsb_release": lsb}
+
+    def _process_files(self, source: int, registers: dict[int, tuple[bytes, bytes, bytes | None]],
+                       host: dict[str, bytes]) -> CaptureData:
+        base = f"/proc/{source}"
         try:
             exe = os.readlink(f"{base}/exe")
         except OSError:
             exe = ""
-        lsb = procfs.read_optional("/etc/lsb-release") or procfs.read_optional("/etc/os-release")
         return CaptureData(
-            pid=self.pid, cloned=False, clone_pid=None, threads=threads, maps=maps_text,
-            status=procfs.read_text(f"{base}/status"), stat=procfs.read_text(f"{base}/stat"),
+            pid=self.pid, cloned=False, clone_pid=None,
+            threads=[self._thread(tid, regs) for tid, regs in registers.items()],
+            maps=procfs.read_text(f"{base}/maps"),
+            status=procfs.read_text(f"/proc/{self.pid}/status"),
+            stat=procfs.read_text(f"/proc/{self.pid}/stat"),
             cmdline=procfs.read_optional(f"{base}/cmdline"),
             environ=procfs.read_optional(f"{base}/environ"),
             auxv=procfs.read_optional(f"{base}/auxv"),
-            fds=procfs.file_descriptors(self.pid), exe=exe,
-            cpuinfo=procfs.read_optional("/proc/cpuinfo"), lsb_release=lsb,
+            fds=procfs.file_descriptors(source), exe=exe,
+            cpuinfo=host["cpuinfo"], lsb_release=host["lsb_release"],
             captured_at=time.time(), first_stop_ns=0, resumed_ns=None, finished_ns=0,
             clone_ns=None, boot_time=procfs.boot_time(), clock_ticks=procfs.clock_ticks(),
         )
@@ -108,16 +124,16 @@ class Session:
             return f"it runs under a seccomp filter (Seccomp: {seccomp})"
         return None
 
-    def _make_clone(self, threads: list[ThreadState], maps_text: str) -> str | None:
+    def _make_clone(self, registers: dict[int, tuple[bytes, bytes, bytes | None]],
+                    code_at: int) -> str | None:
         # Prefer a thread stopped by our interrupt: its state is the simplest to put back.
-        candidates = sorted(threads, key=lambda t: self.freezer.stopped.get(t.tid, 0) != 0)
-        injector = candidates[0]
-        at = inject.code_address(procfs.parse_maps(maps_text),
-                                 self.arch.instruction_pointer(injector.registers))
-        result = inject.run(self.arch, injector.tid, injector.registers, at,
-                            self.arch.CLONE_TRAP, self.arch.SYS_CLONE, (0, 0, 0, 0, 0))
-        if result.signals and not self.freezer.stopped.get(injector.tid):
-            self.freezer.stopped[injector.tid] = result.signals[0]
+        tid = min(registers, key=lambda t: (self.freezer.stopped.get(t, 0) != 0, t))
+        saved = registers[tid][0]
+        at = code_at or self.arch.instruction_pointer(saved)
+        result = inject.run(self.arch, tid, saved, at, self.arch.CLONE_TRAP, self.arch.SYS_CLONE,
+                            (0, 0, 0, 0, 0))
+        if result.signals and not self.freezer.stopped.get(tid):
+            self.freezer.stopped[tid] = result.signals[0]
         if result.value < 0 or result.child is None:
             return f"clone() in the target failed: {os.strerror(-result.value)}"
         self.clone = result.child

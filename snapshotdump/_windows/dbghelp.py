@@ -16,8 +16,8 @@ from ..callbacks import (
     ask,
 )
 from ..flags import CallbackType, ModuleWriteFlags, ThreadWriteFlags
-from ..snapshot import ExceptionInfo, UserStream
 from ..minidump import lists
+from ..snapshot import ExceptionInfo, UserStream
 from . import libs, win32
 
 # The callbacks MiniDumpWriteDump expects TRUE from when nothing is changed.

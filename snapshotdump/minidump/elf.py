@@ -25,7 +25,8 @@ _MAX_NOTES = 64 * 1024
 
 
 def is_elf(header: bytes | None) -> bool:
-    return bool(header) and header[:4] == b"\x7fELF" and len(header) >= 5 and header[4] == 2
+    """An ELF64 image (class 2): the only kind this x86_64/aarch64 backend maps."""
+    return header is not None and len(header) >= 5 and header[:4] == b"\x7fELF" and header[4] == 2
 
 
 def program_headers(read: Read, base: int) -> list[tuple[int, int, int, int, int]]:
@@ -151,7 +152,7 @@ def link_maps(read: Read, r_debug: int, limit: int = 4096) -> tuple[
     if not raw or len(raw) < 40:
         return (0, 0, 0, 0), []
     version, r_map, r_brk, _state, r_ldbase = struct.unpack("<i4xQQi4xQ", raw)
-    entries = []
+    entries: list[tuple[int, str, int]] = []
     node = r_map
     seen = set()
     while node and node not in seen and len(entries) < limit:

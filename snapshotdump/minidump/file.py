@@ -27,9 +27,9 @@ class DumpFile:
         self.fd = fd
         self._ffi = ffi()
         self.stream_count = stream_count
-        self._directory_rva = self._ffi.sizeof("MINIDUMP_HEADER")
+        self._directory_rva: int = self._ffi.sizeof("MINIDUMP_HEADER")
         self._next_stream = 0
-        self.end = self._directory_rva + stream_count * self._ffi.sizeof("MINIDUMP_DIRECTORY")
+        self.end: int = self._directory_rva + stream_count * self._ffi.sizeof("MINIDUMP_DIRECTORY")
         header = self._ffi.new("MINIDUMP_HEADER *")
         header.Signature = SIGNATURE
         header.Version = VERSION
@@ -69,13 +69,26 @@ class DumpFile:
         self.write_at(rva, data)
         return Location(rva, len(data))
 
-    def append_struct(self, cdata: Any, size: int | None = None) -> Location:
-        return self.append(bytes(self._ffi.buffer(cdata, size) if size else self._ffi.buffer(cdata)))
+    def bytes_of(self, cdata: Any, size: int | None = None) -> bytes:
+        return bytes(self._ffi.buffer(cdata) if size is None else self._ffi.buffer(cdata, size))
 
-    def string(self, text: str) -> int:
+    def append_struct(self, cdata: Any) -> Location:
+        return self.append(self.bytes_of(cdata))
+
+    def append_list(self, header: bytes | Any, entries: Any, count: int) -> Location:
+        """A list stream: *header* (bytes or a struct), then the first *count* of *entries*.
+
+        *entries* is allocated with at least one element, so count may be 0.
+        """
+        prefix = header if isinstance(header, bytes) else self.bytes_of(header)
+        entry_size = self._ffi.sizeof(entries[0])
+        return self.append(prefix + self.bytes_of(entries, entry_size * count))
+
+    def string(self, text: str) -> int:  # the RVA
         """A MINIDUMP_STRING: byte length, UTF-16LE, a terminating NUL not counted."""
         encoded = text.encode("utf-16-le", "surrogatepass")
-        return self.append(len(encoded).to_bytes(4, "little") + encoded + b"\0\0").rva
+        location = self.append(len(encoded).to_bytes(4, "little") + encoded + b"\0\0")
+        return location.rva
 
     def add_stream(self, stream_type: int, location: Location) -> None:
         """Record a finished stream in the next directory slot, at once."""

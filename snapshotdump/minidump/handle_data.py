@@ -30,4 +30,4 @@ def write(plan: DumpPlan, out: DumpFile) -> Location:
     header.SizeOfHeader = 16
     header.SizeOfDescriptor = 40
     header.NumberOfDescriptors = len(fds)
-    return out.append(bytes(out._ffi.buffer(header)) + bytes(out._ffi.buffer(entries))[:40 * len(fds)])
+    return out.append_list(header, entries, len(fds))

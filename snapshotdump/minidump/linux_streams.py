@@ -36,8 +36,7 @@ def write_dso_debug(plan: DumpPlan, out: DumpFile) -> Location:
         link.Addr = l_addr
         link.Name = out.string(name)
         link.Ld = l_ld
-    size = out._ffi.sizeof("MD_RAW_LINK_MAP64")
-    array = out.append(bytes(out._ffi.buffer(maps))[:size * len(entries)]) if entries else None
+    array = out.append_list(b"", maps, len(entries)) if entries else None
     debug = out.new("MD_RAW_DEBUG64")
     debug.Version = header[0]
     debug.Map = array.rva if array else 0

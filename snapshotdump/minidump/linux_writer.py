@@ -66,11 +66,9 @@ def write(fd: int, data: CaptureData, mem_fd: int, dump_type: MiniDumpType,
         steps.append((StreamType.HANDLE_DATA, lambda out: handle_data.write(plan, out)))
     if plan.full_memory or plan.wants(MiniDumpType.WITH_FULL_MEMORY_INFO):
         steps.append((StreamType.MEMORY_INFO_LIST, lambda out: memory_info_list.write(plan, out)))
-    for stream_type, payload in linux_streams.text_streams(plan):
-        steps.append((stream_type, _raw(payload)))
+    steps += [(int(kind), _raw(payload)) for kind, payload in linux_streams.text_streams(plan)]
     steps.append((StreamType.LINUX_DSO_DEBUG, lambda out: linux_streams.write_dso_debug(plan, out)))
-    for stream in user_streams:
-        steps.append((stream.type, _raw(stream.data)))
+    steps += [(stream.type, _raw(stream.data)) for stream in user_streams]
     if plan.full_memory:
         steps.append((StreamType.MEMORY64_LIST, lambda out: memory_list.write_list64(plan, out)))
 

@@ -13,7 +13,7 @@ import os
 
 from .format import SIGNATURE, StreamType, ffi
 
-_ENTRY_SIZES = {StreamType.THREAD_LIST: 48, StreamType.MODULE_LIST: 108}
+_ENTRY_SIZES: dict[int, int] = {StreamType.THREAD_LIST: 48, StreamType.MODULE_LIST: 108}
 
 
 def _read(fd: int, offset: int, size: int) -> bytes:
@@ -22,7 +22,7 @@ def _read(fd: int, offset: int, size: int) -> bytes:
 
 
 def trim_list_streams(fd: int) -> int:
-    """Fix oversized ThreadList / ModuleList DataSize fields in the dump open at *fd*; count fixed."""
+    """Trim oversized ThreadList / ModuleList sizes in the dump open at *fd*; return how many."""
     format_ffi = ffi()
     header_size = format_ffi.sizeof("MINIDUMP_HEADER")
     header = format_ffi.new("MINIDUMP_HEADER *")
@@ -38,7 +38,7 @@ def trim_list_streams(fd: int) -> int:
     for index in range(len(table) // entry_size):
         entry = format_ffi.new("MINIDUMP_DIRECTORY *")
         format_ffi.memmove(entry, table[index * entry_size:(index + 1) * entry_size], entry_size)
-        size_of_entry = _ENTRY_SIZES.get(int(entry.StreamType))  # type: ignore[call-overload]
+        size_of_entry = _ENTRY_SIZES.get(int(entry.StreamType))
         if size_of_entry is None:
             continue
         count_bytes = _read(fd, entry.Location.Rva, 4)

@@ -14,7 +14,7 @@ _UNREADABLE = (errno.EIO, errno.EFAULT, errno.ENOMEM, errno.EPERM, errno.EACCES,
 
 
 class MemoryReader:
-    """pread()s /proc/PID/mem through one reusable buffer: memory use does not grow with the target."""
+    """Reads /proc/PID/mem through one reusable buffer: memory use never grows with the target."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -34,7 +34,7 @@ class MemoryReader:
         return bool(self.read(address, 1))
 
     def copy(self, out: DumpFile, address: int, size: int, offset: int) -> int:
-        """Write exactly *size* bytes from *address* at file *offset*; unreadable pages become zeros.
+        """Write exactly *size* bytes from *address* at file *offset*; unreadable pages are zeros.
 
         Returns how many bytes were really read.
         """

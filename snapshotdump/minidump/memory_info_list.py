@@ -28,4 +28,4 @@ def write(plan: DumpPlan, out: DumpFile) -> Location:
     header.SizeOfHeader = 16
     header.SizeOfEntry = 48
     header.NumberOfEntries = len(maps)
-    return out.append(bytes(out._ffi.buffer(header)) + bytes(out._ffi.buffer(entries))[:48 * len(maps)])
+    return out.append_list(header, entries, len(maps))

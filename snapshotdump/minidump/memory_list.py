@@ -22,8 +22,7 @@ def write_list(plan: DumpPlan, out: DumpFile, blocks: dict[tuple[int, int], int]
         descriptor.Memory.DataSize = end - start
         descriptor.Memory.Rva = rva
         blocks[(start, end)] = rva
-    body = bytes(out._ffi.buffer(header))[:4] + bytes(out._ffi.buffer(descriptors))[:16 * count]
-    out.write_at(list_rva, body)
+    out.write_at(list_rva, out.bytes_of(header, 4) + out.bytes_of(descriptors, 16 * count))
     return Location(list_rva, list_size)
 
 
@@ -40,8 +39,7 @@ def write_list64(plan: DumpPlan, out: DumpFile) -> Location:
     for descriptor, (start, end) in zip(descriptors, plan.memory, strict=False):
         descriptor.StartOfMemoryRange = start
         descriptor.DataSize = end - start
-    out.write_at(list_rva, bytes(out._ffi.buffer(header)) +
-                 bytes(out._ffi.buffer(descriptors))[:16 * count])
+    out.write_at(list_rva, out.bytes_of(header, 16) + out.bytes_of(descriptors, 16 * count))
     for start, end in plan.memory:
         rva = out.reserve(end - start)
         plan.reader.copy(out, start, end - start, rva)

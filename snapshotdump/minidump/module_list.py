@@ -20,5 +20,4 @@ def write(plan: DumpPlan, out: DumpFile) -> Location:
             entry.CvRecord.DataSize = cv.size
             entry.CvRecord.Rva = cv.rva
     out.align(4)
-    body = count.to_bytes(4, "little") + bytes(out._ffi.buffer(entries))[:108 * count]
-    return out.append(body)
+    return out.append_list(count.to_bytes(4, "little"), entries, count)

@@ -13,7 +13,7 @@ def write(plan: DumpPlan, out: DumpFile, arch_cpu: dict[str, int], processor: in
     uname = os.uname()
     numbers = [int("".join(c for c in part if c.isdigit()) or 0)
                for part in uname.release.split("-")[0].split(".")[:3]]
-    major, minor, build = (numbers + [0, 0, 0])[:3]
+    major, minor, build = [*numbers, 0, 0, 0][:3]
     csd = out.string(f"{uname.sysname} {uname.release} {uname.version} {uname.machine}")
     info = out.new("MINIDUMP_SYSTEM_INFO")
     info.ProcessorArchitecture = processor

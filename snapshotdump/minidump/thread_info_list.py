@@ -25,4 +25,4 @@ def write(plan: DumpPlan, out: DumpFile) -> Location:
     header.SizeOfHeader = 12
     header.SizeOfEntry = 64
     header.NumberOfEntries = count
-    return out.append(bytes(out._ffi.buffer(header)) + bytes(out._ffi.buffer(entries))[:64 * count])
+    return out.append_list(header, entries, count)

@@ -33,5 +33,4 @@ def write(plan: DumpPlan, out: DumpFile, blocks: dict[tuple[int, int], int],
         entry.Stack.Memory.Rva = stack_location(plan, out, blocks, start, end) if end > start else 0
         entry.ThreadContext.DataSize = context.size
         entry.ThreadContext.Rva = context.rva
-    body = count.to_bytes(4, "little") + bytes(out._ffi.buffer(entries))[:48 * count]
-    return out.append(body)
+    return out.append_list(count.to_bytes(4, "little"), entries, count)

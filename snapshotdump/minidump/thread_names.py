@@ -12,4 +12,4 @@ def write(plan: DumpPlan, out: DumpFile) -> Location:
     for entry, thread in zip(entries, plan.threads, strict=False):
         entry.ThreadId = thread.state.tid
         entry.RvaOfThreadName = out.string(thread.state.name)
-    return out.append(count.to_bytes(4, "little") + bytes(out._ffi.buffer(entries))[:12 * count])
+    return out.append_list(count.to_bytes(4, "little"), entries, count)

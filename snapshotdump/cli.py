@@ -1,0 +1,295 @@
+"""The command line: ``snapshotdump PID``, ``snapshotdump demo``, ``snapshotdump info DUMP``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import gzip
+import json
+import lzma
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Sequence
+from typing import IO, Any
+
+from . import _dest
+from ._api import capture, enable_debug_privilege
+from .flags import CaptureFlags, MiniDumpType
+from .minidump.reader import DumpFormatError, summarize
+from .snapshot import DumpResult, Snapshot, UserStream
+
+# ProcDump's presets, by the same names where it has them (-mp, -mt, -ma).
+TYPE_PRESETS = {
+    "normal": MiniDumpType.NORMAL,
+    "mini-plus": MiniDumpType.WITH_PRIVATE_READ_WRITE_MEMORY | MiniDumpType.WITH_DATA_SEGS
+    | MiniDumpType.WITH_HANDLE_DATA | MiniDumpType.WITH_FULL_MEMORY_INFO
+    | MiniDumpType.WITH_THREAD_INFO | MiniDumpType.WITH_UNLOADED_MODULES,
+    "triage": MiniDumpType.FILTER_TRIAGE | MiniDumpType.IGNORE_INACCESSIBLE_MEMORY
+    | MiniDumpType.WITHOUT_OPTIONAL_DATA | MiniDumpType.WITH_PROCESS_THREAD_DATA
+    | MiniDumpType.FILTER_MODULE_PATHS | MiniDumpType.WITH_UNLOADED_MODULES
+    | MiniDumpType.FILTER_MEMORY | MiniDumpType.WITH_HANDLE_DATA,
+    "full": MiniDumpType.WITH_FULL_MEMORY | MiniDumpType.WITH_FULL_MEMORY_INFO
+    | MiniDumpType.WITH_HANDLE_DATA | MiniDumpType.WITH_UNLOADED_MODULES
+    | MiniDumpType.WITH_THREAD_INFO,
+}
+
+
+class UsageError(Exception):
+    """Bad command-line input: exit status 2."""
+
+
+def parse_type(text: str) -> MiniDumpType:
+    """A preset, a comma-separated list of MiniDumpType names, or a hex mask."""
+    value = text.strip().lower()
+    if value in TYPE_PRESETS:
+        return TYPE_PRESETS[value]
+    if value.startswith("0x"):
+        try:
+            mask = int(value, 16)
+        except ValueError:
+            raise UsageError(f"--type {text!r} is not a hex mask") from None
+        if mask & ~MiniDumpType.VALID_TYPE_FLAGS:
+            raise UsageError(f"--type {text}: bits 0x{mask & ~MiniDumpType.VALID_TYPE_FLAGS:x} "
+                             "are not MiniDumpType flags")
+        return MiniDumpType(mask)
+    result = MiniDumpType.NORMAL
+    for name in value.split(","):
+        key = name.strip().upper().replace("-", "_")
+        if key.startswith("MINIDUMP"):
+            key = key[len("MINIDUMP"):].lstrip("_")
+        try:
+            result |= MiniDumpType[key]
+        except KeyError:
+            presets = ", ".join(TYPE_PRESETS)
+            raise UsageError(f"--type: unknown dump type {name.strip()!r}; use {presets}, "
+                             "MiniDumpType names (with_full_memory,with_handle_data) "
+                             "or a hex mask") from None
+    return result
+
+
+def parse_user_stream(text: str) -> UserStream:
+    kind, sep, path = text.partition("=")
+    if not sep or not path:
+        raise UsageError(f"--user-stream {text!r}: expected TYPE=FILE, e.g. 0x10001=notes.json")
+    try:
+        stream_type = int(kind, 0)
+    except ValueError:
+        raise UsageError(f"--user-stream: {kind!r} is not a number (try 0x10001)") from None
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise UsageError(f"--user-stream: cannot read {path!r}: {exc.strerror}") from None
+    try:
+        return UserStream(stream_type, data)
+    except ValueError as exc:
+        raise UsageError(f"--user-stream: {exc}") from None
+
+
+def default_name(snap: Snapshot, suffix: str) -> str:
+    image = snap.process.image_path or "process"
+    stem = os.path.basename(image.replace("\\", "/")) or "process"
+    if stem.lower().endswith(".exe"):
+        stem = stem[:-4]
+    return f"{stem}_{snap.pid}_{time.strftime('%Y%m%d_%H%M%S')}{suffix}"
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def _write(snap: Snapshot, dest: str, dump_type: MiniDumpType, streams: list[UserStream],
+           overwrite: bool, compress: str | None) -> DumpResult:
+    if compress is None:
+        return snap.write_dump(dest, dump_type, user_streams=streams, overwrite=overwrite)
+    folder = os.path.dirname(os.path.abspath(dest))
+    opener: Any = gzip.GzipFile if compress == "gzip" else lzma.LZMAFile
+    with tempfile.TemporaryFile(dir=folder) as raw:
+        result = snap.write_dump(raw, dump_type, user_streams=streams)
+        raw.seek(0)
+        with _dest.open_destination(dest, overwrite) as out, \
+                os.fdopen(out.fd, "wb", closefd=False) as sink:
+            with opener(fileobj=sink, mode="wb") as packed:
+                while chunk := raw.read(1 << 20):
+                    packed.write(chunk)
+            sink.flush()
+            out.size = sink.tell()
+    return dataclasses.replace(result, path=out.path, size=out.size)
+
+
+def _summary_line(result: DumpResult, snap: Snapshot) -> str:
+    performance = snap.performance
+    pause = f"{performance.pause_seconds * 1000:.1f} ms" if performance else "not measured"
+    mode = " (live: no snapshot)" if snap.is_live else ""
+    return (f"wrote {result.path} ({_human(result.size)}): {result.threads} threads, "
+            f"{result.modules} modules; target paused {pause}{mode}; "
+            f"written in {result.seconds:.2f} s")
+
+
+def _as_json(result: DumpResult, snap: Snapshot) -> str:
+    payload = dataclasses.asdict(result)
+    payload["dump_type"] = int(result.dump_type)
+    performance = snap.performance
+    payload["pause_seconds"] = performance.pause_seconds if performance else None
+    payload["is_live"] = snap.is_live
+    return json.dumps(payload)
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    dump_type = parse_type(args.type)
+    streams = [parse_user_stream(s) for s in args.user_stream]
+    if args.enable_debug_privilege:
+        enable_debug_privilege()
+    flags = CaptureFlags.DEFAULT
+    if args.no_clone:
+        flags &= ~CaptureFlags.VA_CLONE
+    suffix = {None: ".dmp", "gzip": ".dmp.gz", "xz": ".dmp.xz"}[args.compress]
+    with capture(args.pid, flags, live_fallback=args.live_fallback) as snap:
+        dest = args.output or default_name(snap, suffix)
+        result = _write(snap, dest, dump_type, streams, args.overwrite, args.compress)
+        line = _as_json(result, snap) if args.json else _summary_line(result, snap)
+    if not args.quiet or args.json:
+        print(line)
+    return 0
+
+
+def print_info(path: str, out: IO[str]) -> None:
+    summary = summarize(path)
+    print(f"{summary.path}: {_human(summary.size)}, {summary.os or 'unknown OS'} "
+          f"{summary.os_version or ''} on {summary.cpu or 'unknown CPU'}"
+          + (f", pid {summary.pid}" if summary.pid is not None else ""), file=out)
+    print(f"threads ({len(summary.threads)}):", file=out)
+    for thread in summary.threads:
+        print(f"  {thread.thread_id:>8}  stack {thread.stack_start:#018x} "
+              f"+{thread.stack_size:#x}", file=out)
+    print(f"modules ({len(summary.modules)}):", file=out)
+    for module in summary.modules:
+        print(f"  {module.base:#018x} {module.size:>#10x}  {module.debug_id or '-':<40}  "
+              f"{module.name}", file=out)
+    print(f"memory: {summary.memory_ranges} ranges, {_human(summary.memory_bytes)}", file=out)
+    print("streams: " + ", ".join(f"{name} ({size} B)" for _k, name, size in summary.streams),
+          file=out)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    print_info(args.dump, sys.stdout)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    target = subprocess.Popen([sys.executable, "-m", "snapshotdump._demo_target"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                  filter(None, [_package_root(), os.environ.get("PYTHONPATH")]))})
+    try:
+        assert target.stdout is not None
+        if target.stdout.readline().strip() != "READY":
+            raise RuntimeError("the demo target did not start")
+        print(f"demo: started a 4-thread target, pid {target.pid}")
+        with capture(target.pid, live_fallback=True) as snap:
+            dest = os.path.join(args.output, default_name(snap, ".dmp"))
+            result = snap.write_dump(dest, MiniDumpType.WITH_FULL_MEMORY)
+            print("demo: " + _summary_line(result, snap))
+        print(f"demo: the target ran on (exit status {target.poll()} means still running)")
+        print_info(result.path or dest, sys.stdout)
+    finally:
+        with contextlib.suppress(Exception):
+            if target.stdin:
+                target.stdin.close()
+        target.wait(timeout=30)
+        if target.stdout:
+            target.stdout.close()
+    return 0
+
+
+def _package_root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _pid(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a pid (a positive number)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a pid (pids are positive)")
+    return value
+
+
+def _dump_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="snapshotdump",
+        description="Snapshot a running process and write a minidump; the process pauses only "
+                    "while it is cloned.  Also: 'snapshotdump demo', 'snapshotdump info DUMP'.")
+    parser.add_argument("pid", type=_pid, help="the process to dump")
+    parser.add_argument("-o", "--output", help="dump file (default IMAGE_PID_YYYYmmdd_HHMMSS.dmp)")
+    parser.add_argument("--type", default="normal",
+                        help="normal, mini-plus, triage, full, MiniDumpType names joined by "
+                             "commas, or a hex mask (default: normal)")
+    parser.add_argument("--no-clone", action="store_true",
+                        help="freeze the target for the whole dump instead of cloning it")
+    parser.add_argument("--live-fallback", action="store_true",
+                        help="dump the live/frozen process if no snapshot can be made")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    parser.add_argument("--user-stream", action="append", default=[], metavar="TYPE=FILE",
+                        help="add FILE as a stream of TYPE (above 0xFFFF); repeatable")
+    parser.add_argument("--compress", choices=["gzip", "xz"], help="write .dmp.gz or .dmp.xz")
+    parser.add_argument("--enable-debug-privilege", action="store_true",
+                        help="Windows: enable SeDebugPrivilege first")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.set_defaults(handler=cmd_dump)
+    return parser
+
+
+def _command_parser(command: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"snapshotdump {command}")
+    if command == "info":
+        parser.description = "Summarise any minidump: OS, threads, modules, streams, memory."
+        parser.add_argument("dump", help="a .dmp file")
+        parser.set_defaults(handler=cmd_info)
+    else:
+        parser.description = "Snapshot a small bundled target, dump it here and show the dump."
+        parser.add_argument("-o", "--output", default=".", help="folder for the dump")
+        parser.set_defaults(handler=cmd_demo)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] in ("info", "demo"):
+        parser = _command_parser(arguments[0])
+        arguments = arguments[1:]
+    else:
+        parser = _dump_parser()
+    args = parser.parse_args(arguments)
+    try:
+        return int(args.handler(args))
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"snapshotdump: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("snapshotdump: interrupted; nothing was left behind", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, TypeError, DumpFormatError, RuntimeError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"snapshotdump: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
