@@ -112,13 +112,14 @@ def _write(snap: Snapshot, dest: str, dump_type: MiniDumpType, streams: list[Use
     if compress is None:
         return snap.write_dump(dest, dump_type, user_streams=streams, overwrite=overwrite)
     folder = os.path.dirname(os.path.abspath(dest))
-    opener: Any = gzip.GzipFile if compress == "gzip" else lzma.LZMAFile
     with tempfile.TemporaryFile(dir=folder) as raw:
         result = snap.write_dump(raw, dump_type, user_streams=streams)
         raw.seek(0)
         with _dest.open_destination(dest, overwrite) as out, \
                 os.fdopen(out.fd, "wb", closefd=False) as sink:
-            with opener(fileobj=sink, mode="wb") as packed:
+            packed: Any = (gzip.GzipFile(fileobj=sink, mode="wb") if compress == "gzip"
+                           else lzma.LZMAFile(sink, mode="wb"))
+            with packed:
                 while chunk := raw.read(1 << 20):
                     packed.write(chunk)
             sink.flush()
@@ -283,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("snapshotdump: interrupted; nothing was left behind", file=sys.stderr)
         return 130
-    except (OSError, ValueError, TypeError, DumpFormatError, RuntimeError) as exc:
+    except (OSError, ValueError, DumpFormatError, RuntimeError) as exc:
         if args.debug:
             traceback.print_exc()
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -1,0 +1,141 @@
+"""The installed `snapshotdump` command, run as a user would, against real processes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import lzma
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from .conftest import require
+from .support import Target, build_c_target, obj2yaml
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux CLI tests")
+
+
+def run(*args: str, cwd: pathlib.Path | None = None) -> subprocess.CompletedProcess[str]:
+    command = shutil.which("snapshotdump")
+    require(command is not None, "the console script is not installed (pip install .)")
+    return subprocess.run([str(command), *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300, check=False)
+
+
+@pytest.fixture(scope="module")
+def c_binary(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    return build_c_target(tmp_path_factory.mktemp("c-target"))
+
+
+@pytest.fixture
+def target(c_binary: pathlib.Path) -> Iterator[Target]:
+    process = Target([str(c_binary)])
+    try:
+        yield process
+        process.assert_untouched()
+    finally:
+        process.close()
+
+
+def test_dump_by_pid_with_default_name(target: Target, tmp_path: pathlib.Path) -> None:
+    result = run(str(target.pid), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    [dump] = list(tmp_path.iterdir())
+    assert re.fullmatch(rf"target_{target.pid}_\d{{8}}_\d{{6}}\.dmp", dump.name)
+    assert dump.stat().st_mode & 0o777 == 0o600
+    assert re.match(rf"wrote {re.escape(str(dump))} \(.*\): 5 threads, \d+ modules; target "
+                    r"paused [\d.]+ ms; written in [\d.]+ s$", result.stdout.strip())
+    obj2yaml(dump)
+
+
+@pytest.mark.parametrize("kind", ["normal", "mini-plus", "triage", "full",
+                                  "with_handle_data,WITH-THREAD-INFO", "0x1806"])
+def test_dump_types(target: Target, tmp_path: pathlib.Path, kind: str) -> None:
+    result = run(str(target.pid), "-o", str(tmp_path / "a.dmp"), "--type", kind, "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["path"] == str(tmp_path / "a.dmp") and payload["pid"] == target.pid
+    assert payload["size"] == (tmp_path / "a.dmp").stat().st_size
+    assert payload["pause_seconds"] > 0 and payload["is_live"] is False
+    obj2yaml(tmp_path / "a.dmp")
+
+
+def test_compression_user_streams_no_clone_quiet(target: Target, tmp_path: pathlib.Path) -> None:
+    note = tmp_path / "note.json"
+    note.write_text('{"why": "cli test"}')
+    for codec, opener in (("gzip", gzip.open), ("xz", lzma.open)):
+        out = tmp_path / f"a.dmp.{'gz' if codec == 'gzip' else 'xz'}"
+        result = run(str(target.pid), "-o", str(out), "--compress", codec, "--no-clone", "-q",
+                     "--user-stream", f"0x10001={note}")
+        assert result.returncode == 0 and result.stdout == "", result.stderr
+        assert out.stat().st_mode & 0o777 == 0o600
+        with opener(out) as packed:
+            raw = packed.read()
+        assert raw.startswith(b"MDMP") and b'{"why": "cli test"}' in raw
+        (tmp_path / "plain.dmp").write_bytes(raw)
+        obj2yaml(tmp_path / "plain.dmp")
+
+
+def test_errors_are_one_line_with_status_1(target: Target, tmp_path: pathlib.Path) -> None:
+    missing = run("4194000")
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("snapshotdump: error: no process has pid 4194000")
+    assert len(missing.stderr.strip().splitlines()) == 1
+    existing = tmp_path / "x.dmp"
+    existing.write_bytes(b"keep")
+    clash = run(str(target.pid), "-o", str(existing))
+    assert clash.returncode == 1 and "--overwrite" not in clash.stdout
+    assert "overwrite=True" in clash.stderr and existing.read_bytes() == b"keep"
+    debug = run("4194000", "--debug")
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    replaced = run(str(target.pid), "-o", str(existing), "--overwrite")
+    assert replaced.returncode == 0 and existing.read_bytes().startswith(b"MDMP")
+
+
+@pytest.mark.parametrize("args", [["notapid"], ["-3"], ["1", "--type", "bogus"],
+                                  ["1", "--user-stream", "5=x"], ["1", "--compress", "zip"]])
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    result = run(*args)
+    assert result.returncode == 2, result
+    assert "usage: snapshotdump" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_is_the_main_job_with_no_setup(tmp_path: pathlib.Path) -> None:
+    result = run("demo", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    dumps = list(tmp_path.glob("*.dmp"))
+    assert len(dumps) == 1
+    assert "target paused" in result.stdout and "threads (4):" in result.stdout
+    obj2yaml(dumps[0])
+
+
+def test_info_summarises_and_rejects_damage(target: Target, tmp_path: pathlib.Path) -> None:
+    dump = tmp_path / "a.dmp"
+    assert run(str(target.pid), "-o", str(dump), "--type", "full").returncode == 0
+    info = run("info", str(dump))
+    assert info.returncode == 0, info.stderr
+    assert "Linux" in info.stdout and "AMD64" in info.stdout and f"pid {target.pid}" in info.stdout
+    assert "threads (5):" in info.stdout and "libc.so.6" in info.stdout
+    assert "MEMORY64_LIST" in info.stdout and re.search(r"memory: \d+ ranges", info.stdout)
+    data = dump.read_bytes()
+    for name, damaged in (("truncated", data[:len(data) // 3]), ("header", data[:20]),
+                          ("garbage", os.urandom(4096)),
+                          ("huge-count", data[:8] + (10**6).to_bytes(4, "little") + data[12:])):
+        bad = tmp_path / f"{name}.dmp"
+        bad.write_bytes(damaged)
+        result = run("info", str(bad))
+        assert result.returncode == 1, (name, result.stdout)
+        assert result.stderr.startswith("snapshotdump: error:"), result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_module_entry_point() -> None:
+    result = subprocess.run([sys.executable, "-m", "snapshotdump", "--help"], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0 and "snapshotdump demo" in result.stdout
