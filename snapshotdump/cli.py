@@ -117,9 +117,9 @@ def _write(snap: Snapshot, dest: str, dump_type: MiniDumpType, streams: list[Use
         raw.seek(0)
         with _dest.open_destination(dest, overwrite) as out, \
                 os.fdopen(out.fd, "wb", closefd=False) as sink:
-            packed: Any = (gzip.GzipFile(fileobj=sink, mode="wb") if compress == "gzip"
-                           else lzma.LZMAFile(sink, mode="wb"))
-            with packed:
+            codec: Any = gzip.GzipFile if compress == "gzip" else lzma.LZMAFile
+            with codec(filename=None, mode="wb", fileobj=sink) if codec is gzip.GzipFile \
+                    else codec(sink, mode="wb") as packed:
                 while chunk := raw.read(1 << 20):
                     packed.write(chunk)
             sink.flush()
