@@ -70,8 +70,11 @@ class Target:
     def task_states(self) -> dict[int, str]:
         states = {}
         for tid in os.listdir(f"/proc/{self.pid}/task"):
-            with open(f"/proc/{self.pid}/task/{tid}/stat") as f:
-                states[int(tid)] = f.read().rsplit(")", 1)[1].split()[0]
+            try:
+                with open(f"/proc/{self.pid}/task/{tid}/stat") as f:
+                    states[int(tid)] = f.read().rsplit(")", 1)[1].split()[0]
+            except FileNotFoundError:
+                continue  # a thread that exited meanwhile (the cond waiter does)
         return states
 
     def children(self) -> list[str]:
