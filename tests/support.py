@@ -101,7 +101,8 @@ class Target:
     def close(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
-        self.process.wait()
+        # A bounded wait: a target its tracer never let go of must fail the test, not hang it.
+        self.process.wait(timeout=30)
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
                 stream.close()

@@ -93,10 +93,13 @@ class Freezer:
                 self.stopped[tid] = _signal_to_return(status)
 
     def resume_all(self) -> None:
-        """Detach every held thread (ESRCH counts as done), handing back any signal we caught."""
-        for tid, sig in list(self.stopped.items()):
-            ptrace.detach(tid, sig)
-            del self.stopped[tid]
+        """Detach every held thread (ESRCH counts as done), handing back any signal we caught.
+
+        The leader goes last: if the target died, a leader's exit can be collected only
+        after every other thread's.
+        """
+        for tid in sorted(self.stopped, key=lambda t: t == self.pid):
+            ptrace.detach(tid, self.stopped.pop(tid))
 
 
 def _signal_to_return(status: int) -> int:

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import functools
 import os
+import time
 from typing import Any
 
 from .. import errors
@@ -76,9 +77,26 @@ def cont(tid: int, signal: int = 0) -> None:
 
 
 def detach(tid: int, signal: int = 0) -> None:
-    """Detach; a thread that is already gone counts as detached."""
-    with contextlib.suppress(errors.ProcessNotFoundError):
+    """Detach; a thread that is already gone counts as detached once its exit is collected.
+
+    A traced thread that died is reported to its tracer first: until the tracer collects
+    it, the target's real parent cannot reap the process.
+    """
+    try:
         _call(PTRACE_DETACH, tid, 0, signal, "ptrace(PTRACE_DETACH)")
+    except errors.ProcessNotFoundError:
+        _collect_exit(tid)
+
+
+def _collect_exit(tid: int, attempts: int = 200) -> None:
+    for _ in range(attempts):
+        try:
+            waited, _status = os.waitpid(tid, WALL | os.WNOHANG)
+        except ChildProcessError:
+            return  # not ours to collect (any more)
+        if waited:
+            return
+        time.sleep(0.005)
 
 
 def event_message(tid: int) -> int:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pathlib
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 
@@ -32,9 +34,10 @@ _PACKAGE_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
 
 
 class Helper:
-    """The tracer helper process and our end of its channel."""
+    """The tracer helper process and our end of its channel; one capture at a time."""
 
     def __init__(self) -> None:
+        self.owner = os.getpid()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT,
@@ -65,17 +68,61 @@ class Helper:
             raise payload
         return payload, fds
 
-    def close(self) -> None:
+    def release(self) -> bool:
+        """End the current session (the clone killed and reaped, threads detached); True if
+        the helper is fit to serve another capture."""
         try:
-            with contextlib.suppress(OSError, EOFError, errors.SnapshotError):
-                self.request(("release",))
-        finally:
-            self.sock.close()
-            try:
-                self.process.wait(timeout=HELPER_EXIT_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            self.request(("release",))
+        except (OSError, EOFError, errors.SnapshotError):
+            self.close()
+            return False
+        return True
+
+    def close(self) -> None:
+        """End the helper: it sees EOF, releases anything it still holds and exits."""
+        self.sock.close()
+        try:
+            self.process.wait(timeout=HELPER_EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class _HelperPool:
+    """Idle helpers kept for the next capture: starting Python costs far more than a capture."""
+
+    MAX_IDLE = 2
+
+    def __init__(self) -> None:
+        self._idle: list[Helper] = []
+        self._lock = threading.Lock()
+
+    def acquire(self) -> Helper:
+        with self._lock:
+            while self._idle:
+                helper = self._idle.pop()
+                if helper.owner == os.getpid() and helper.process.poll() is None:
+                    return helper
+        return Helper()
+
+    def give_back(self, helper: Helper) -> None:
+        if not helper.release():
+            return
+        with self._lock:
+            if len(self._idle) < self.MAX_IDLE and helper.owner == os.getpid():
+                self._idle.append(helper)
+                return
+        helper.close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for helper in idle:
+            helper.close()
+
+
+HELPERS = _HelperPool()
+atexit.register(HELPERS.close_all)
 
 
 class LinuxSnapshot(Snapshot):
@@ -98,7 +145,7 @@ class LinuxSnapshot(Snapshot):
         try:
             os.close(self._mem_fd)
         finally:
-            self._helper.close()
+            HELPERS.give_back(self._helper)
             self._released_ns = time.monotonic_ns()
 
     def _write(
@@ -206,7 +253,7 @@ def _alive(pid: int) -> bool:
 
 def capture(pid: int, flags: CaptureFlags, live_fallback: bool) -> LinuxSnapshot:
     procfs.check_target(pid)
-    helper = Helper()
+    helper = HELPERS.acquire()
     try:
         if pid == os.getpid():
             from . import ptrace
@@ -219,5 +266,5 @@ def capture(pid: int, flags: CaptureFlags, live_fallback: bool) -> LinuxSnapshot
         assert isinstance(payload, CaptureData) and len(fds) == 1
         return LinuxSnapshot(flags, helper, payload, fds[0])
     except BaseException:
-        helper.close()
+        HELPERS.give_back(helper)
         raise

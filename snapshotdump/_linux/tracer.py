@@ -179,11 +179,11 @@ def serve(sock: socket.socket) -> None:
                 finally:
                     os.close(mem_fd)
             elif command == "release":
+                # The helper stays for the dumper's next capture; EOF ends it.
                 if session is not None:
                     session.release()
                     session = None
                 channel.send(sock, ("ok", None))
-                return
     finally:
         if session is not None:
             session.release()
