@@ -83,15 +83,22 @@ class Target:
                              capture_output=True, text=True, check=False).stdout
         return [line.strip() for line in out.splitlines() if line.strip()]
 
+    def _released(self) -> bool:
+        stopped = [s for s in self.task_states().values() if s in ("t", "T")]
+        return self.status()["TracerPid"] == "0" and not stopped and not self.children()
+
     def assert_untouched(self) -> None:
-        """Running, untraced, no stopped thread, no child (no clone, no zombie)."""
+        """Running, untraced, no stopped thread, no child (no clone, no zombie).
+
+        After a dumper is killed its helper needs a moment to notice: allow 10 s.
+        """
+        deadline = time.monotonic() + 10
+        while not self._released() and time.monotonic() < deadline:
+            time.sleep(0.05)
         status = self.status()
         assert status["TracerPid"] == "0", status["TracerPid"]
         states = self.task_states()
         assert not [s for s in states.values() if s in ("t", "T")], states
-        deadline = time.monotonic() + 5
-        while self.children() and time.monotonic() < deadline:
-            time.sleep(0.05)
         assert self.children() == []
         before, _ = self.ticks()
         time.sleep(0.05)

@@ -6,6 +6,8 @@
  *   t        -> "TICKS n maxgap_us"
  *   p        -> writes "hello" to the pipe; the reader thread prints "PIPE n errno"
  *   c        -> signals the condition variable; the waiter prints "COND"
+ *   k        -> "WORK batches corrupt": a worker redoes the same register-heavy computation
+ *               and counts any batch whose result differs (registers or FPU state damaged)
  *   q        -> exits
  */
 #define _GNU_SOURCE
@@ -62,6 +64,29 @@ static void *waiter(void *arg) {
     return NULL;
 }
 
+static volatile unsigned long batches, corrupt;
+
+static unsigned long batch(void) {
+    unsigned long x = 1;
+    double f = 1.0;
+    for (int i = 0; i < 100000; i++) {
+        x = x * 6364136223846793005UL + 1442695040888963407UL;
+        f = f * 1.0000001 + (double)(x >> 60);
+    }
+    return x ^ (unsigned long)f;
+}
+
+static void *worker(void *arg) {
+    (void)arg;
+    unsigned long expected = batch();
+    for (;;) {
+        if (batch() != expected)
+            corrupt++;
+        batches++;
+    }
+    return NULL;
+}
+
 static void *ticker(void *arg) {
     (void)arg;
     long last = now_us();
@@ -90,6 +115,10 @@ int main(int argc, char **argv) {
     pthread_setname_np(t, "waiter");
     pthread_create(&t, NULL, ticker, NULL);
     pthread_setname_np(t, "ticker");
+    if (getenv("TARGET_WORKER")) {
+        pthread_create(&t, NULL, worker, NULL);
+        pthread_setname_np(t, "worker");
+    }
     for (int i = 0; i < extra; i++)
         pthread_create(&t, NULL, sleeper, NULL);
     printf("READY %d %p %d\n", getpid(), (void *)marker, pipefd[1]);
@@ -108,6 +137,8 @@ int main(int argc, char **argv) {
             pthread_cond_signal(&cond);
             pthread_mutex_unlock(&lock);
             continue;
+        } else if (line[0] == 'k') {
+            printf("WORK %lu %lu\n", batches, corrupt);
         } else if (line[0] == 'q') {
             return 0;
         }

@@ -1,0 +1,278 @@
+"""Load, faults and bad input: every way out leaves the target running, untraced and unharmed.
+
+Each test is bounded in loops and time; none measures time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import pathlib
+import random
+import resource
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import snapshotdump
+from snapshotdump import CaptureFlags, MiniDumpType
+from snapshotdump.minidump.reader import DumpFormatError, summarize
+
+from ..conftest import require
+from ..support import Target, build_c_target, obj2yaml
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux reliability")
+HERE = pathlib.Path(__file__).parent
+ROOT = str(HERE.parents[1])
+FREEZE = CaptureFlags.DEFAULT & ~CaptureFlags.VA_CLONE
+DOCUMENTED = (ValueError, TypeError, OSError)  # SnapshotError is an OSError
+
+
+@pytest.fixture(scope="module")
+def c_binary(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    return build_c_target(tmp_path_factory.mktemp("c-target"))
+
+
+@pytest.fixture
+def busy(c_binary: pathlib.Path) -> Iterator[Target]:
+    os.environ["TARGET_WORKER"] = "1"
+    try:
+        process = Target([str(c_binary), "8"])
+    finally:
+        del os.environ["TARGET_WORKER"]
+    try:
+        yield process
+        process.assert_untouched()
+        process.command("k")
+        words = process.line().split()
+        assert words[0] == "WORK" and int(words[1]) > 0 and words[2] == "0", words
+    finally:
+        process.close()
+
+
+def _own_resources() -> tuple[int, int, int]:
+    fds = len(os.listdir("/proc/self/fd"))
+    threads = len(os.listdir("/proc/self/task"))
+    with open("/proc/self/statm") as f:
+        rss_pages = int(f.read().split()[1])
+    return fds, threads, rss_pages
+
+
+def test_a_thousand_cycles_leak_nothing(busy: Target, tmp_path: pathlib.Path) -> None:
+    dest = tmp_path / "cycle.dmp"
+    for _ in range(20):  # warm up: helper pool, caches, allocator
+        with snapshotdump.capture(busy.pid) as snap:
+            snap.write_dump(dest, overwrite=True)
+    fds, threads, rss = _own_resources()
+    ticks_before, _ = busy.ticks()
+    for index in range(1000):
+        with snapshotdump.capture(busy.pid) as snap:
+            snap.write_dump(dest, MiniDumpType.WITH_FULL_MEMORY if index % 100 == 0 else 0,
+                            overwrite=True)
+    fds_after, threads_after, rss_after = _own_resources()
+    assert fds_after <= fds and threads_after <= threads
+    assert rss_after <= rss * 1.10, (rss, rss_after)
+    assert busy.children() == []
+    ticks_after, _ = busy.ticks()
+    assert ticks_after > ticks_before
+    obj2yaml(dest)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_sigkill_of_the_dumper_at_a_random_point(busy: Target, tmp_path: pathlib.Path,
+                                                 seed: int) -> None:
+    dumper = subprocess.Popen([sys.executable, str(HERE / "dumper_loop.py"), str(busy.pid),
+                               str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": ROOT})
+    assert dumper.stdout is not None
+    phases = ["capture", "write", "close"]
+    chosen = random.Random(seed)
+    wanted = chosen.choice(phases)
+    rounds = chosen.randrange(1, 4)
+    seen = 0
+    for line in dumper.stdout:
+        if line.strip() == wanted:
+            seen += 1
+            if seen == rounds:
+                break
+    threading.Event().wait(chosen.random() * 0.02)
+    dumper.kill()
+    dumper.wait()
+    dumper.stdout.close()
+    busy.assert_untouched()  # helper saw EOF: clone killed and reaped, threads detached
+    for dump in tmp_path.glob("*.dmp"):
+        obj2yaml(dump)  # a dump under its final name is always a whole one
+
+
+def test_sigint_during_write_dump(busy: Target, tmp_path: pathlib.Path) -> None:
+    dumper = subprocess.Popen([sys.executable, str(HERE / "dumper_loop.py"), str(busy.pid),
+                               str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": ROOT})
+    assert dumper.stdout is not None
+    for line in dumper.stdout:
+        if line.strip() == "write":
+            break
+    dumper.send_signal(signal.SIGINT)
+    _out, err = dumper.communicate(timeout=60)
+    assert dumper.returncode != 0 and "KeyboardInterrupt" in err
+    busy.assert_untouched()
+    assert not list(tmp_path.glob(".*.partial"))
+
+
+@pytest.mark.parametrize("behaviour", ["exit", "exec", "fork"])
+def test_target_exiting_execing_or_forking_during_capture(behaviour: str) -> None:
+    program = {
+        "exit": "import os, time; time.sleep(0.05); os._exit(0)",
+        "exec": "import os, sys, time; time.sleep(0.05); os.execv(sys.executable, "
+                "[sys.executable, '-c', 'import time; time.sleep(0.3)'])",
+        "fork": "import os, time\nfor _ in range(40):\n    pid = os.fork()\n    if pid == 0: "
+                "os._exit(0)\n    os.waitpid(pid, 0); time.sleep(0.005)",
+    }[behaviour]
+    for _ in range(5):
+        process = subprocess.Popen([sys.executable, "-c", program])
+        try:
+            for _ in range(5):
+                try:
+                    with snapshotdump.capture(process.pid) as snap:
+                        snap.threads()
+                except DOCUMENTED as exc:
+                    assert isinstance(exc, (snapshotdump.SnapshotError, ValueError)), exc
+        finally:
+            process.wait(timeout=30)  # it ends on its own: nothing left it stopped or traced
+
+
+@contextlib.contextmanager
+def _tmpfs(path: pathlib.Path, size: str) -> Iterator[pathlib.Path]:
+    require(os.geteuid() == 0, "mounting a tmpfs needs root")
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                   check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_full_disk(busy: Target, tmp_path: pathlib.Path) -> None:
+    with _tmpfs(tmp_path / "small", "1m") as folder, snapshotdump.capture(busy.pid) as snap:
+        with pytest.raises(OSError) as info:
+            snap.write_dump(folder / "full.dmp", MiniDumpType.WITH_FULL_MEMORY)
+        assert info.value.errno == errno.ENOSPC
+        assert os.listdir(folder) == []
+
+
+def test_read_only_destination(busy: Target, tmp_path: pathlib.Path) -> None:
+    with _tmpfs(tmp_path / "ro", "1m") as folder:
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        with snapshotdump.capture(busy.pid) as snap, pytest.raises(OSError) as info:
+            snap.write_dump(folder / "a.dmp")
+        assert info.value.errno == errno.EROFS and "a.dmp" not in os.listdir(folder)
+
+
+def test_symlink_dest_is_refused(busy: Target, tmp_path: pathlib.Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    (tmp_path / "link.dmp").symlink_to(victim)
+    with snapshotdump.capture(busy.pid) as snap:
+        for overwrite in (False, True):
+            with pytest.raises(FileExistsError, match="symbolic link"):
+                snap.write_dump(tmp_path / "link.dmp", overwrite=overwrite)
+    assert victim.read_bytes() == b"precious"
+
+
+def test_two_captures_at_once(busy: Target, tmp_path: pathlib.Path) -> None:
+    with snapshotdump.capture(busy.pid, FREEZE) as frozen:
+        with pytest.raises(snapshotdump.SnapshotPermissionError, match="already traced"):
+            snapshotdump.capture(busy.pid)
+        frozen.write_dump(tmp_path / "frozen.dmp")
+    with snapshotdump.capture(busy.pid) as first, snapshotdump.capture(busy.pid) as second:
+        first.write_dump(tmp_path / "first.dmp")
+        second.write_dump(tmp_path / "second.dmp", MiniDumpType.WITH_FULL_MEMORY)
+    for name in ("frozen", "first", "second"):
+        obj2yaml(tmp_path / f"{name}.dmp")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    pid_offset=st.one_of(st.none(), st.integers(-2**40, 2**40), st.booleans()),
+    flags=st.one_of(st.integers(-1, 2**33), st.sampled_from(list(CaptureFlags))),
+    dump_type=st.one_of(st.integers(-1, 2**27), st.sampled_from(list(MiniDumpType))),
+    dest_name=st.text(min_size=0, max_size=20),
+    answer=st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=3),
+                     st.sampled_from(list(snapshotdump.CallbackResult)),
+                     st.just("raise")),
+)
+def test_public_api_fuzz(fuzz_target: Target, fuzz_dir: pathlib.Path, pid_offset: object,
+                         flags: int, dump_type: int, dest_name: str, answer: object) -> None:
+    target: object = fuzz_target.pid if pid_offset is None else pid_offset
+
+    def callback(event: snapshotdump.CallbackEvent) -> object:
+        if answer == "raise":
+            raise LookupError("callback failed")
+        return answer
+
+    try:
+        with snapshotdump.capture(target, flags) as snap:  # type: ignore[arg-type]
+            snap.write_dump(fuzz_dir / (dest_name.replace("/", "_") or "x"), dump_type,
+                            callback=callback, overwrite=True)
+    except (*DOCUMENTED, LookupError):
+        pass
+    status = fuzz_target.status()
+    assert status["TracerPid"] == "0" and "t" not in fuzz_target.task_states().values()
+
+
+@pytest.fixture(scope="module")
+def fuzz_target(c_binary: pathlib.Path) -> Iterator[Target]:
+    process = Target([str(c_binary)])
+    try:
+        yield process
+        process.assert_untouched()
+    finally:
+        process.close()
+
+
+@pytest.fixture(scope="module")
+def fuzz_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    return tmp_path_factory.mktemp("fuzz")
+
+
+@pytest.fixture(scope="module")
+def sample_dump(c_binary: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    process = Target([str(c_binary)])
+    try:
+        path = tmp_path_factory.mktemp("sample") / "sample.dmp"
+        with snapshotdump.capture(process.pid) as snap:
+            snap.write_dump(path, MiniDumpType.WITH_HANDLE_DATA | MiniDumpType.WITH_THREAD_INFO)
+        return path.read_bytes()
+    finally:
+        process.close()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_info_reader_fuzz(sample_dump: bytes, fuzz_dir: pathlib.Path,
+                          data: st.DataObject) -> None:
+    mutated = bytearray(sample_dump)
+    cut = data.draw(st.integers(0, len(mutated)))
+    del mutated[cut:]
+    for _ in range(data.draw(st.integers(0, 8))):
+        if not mutated:
+            break
+        at = data.draw(st.integers(0, len(mutated) - 1))
+        value = data.draw(st.sampled_from([0, 0xFF, 0x7F, 0x80]))
+        mutated[at] = value
+    path = fuzz_dir / "mutated.dmp"
+    path.write_bytes(bytes(mutated))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        summarize(path)
+    except DumpFormatError as exc:
+        assert "\n" not in str(exc)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 64 * 1024  # KiB
