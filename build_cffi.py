@@ -12,7 +12,7 @@ directly to generate the modules in the source tree::
 
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import pathlib
 
 import cffi
@@ -20,6 +20,11 @@ import cffi
 HERE = pathlib.Path(__file__).resolve().parent
 CDEFS = HERE / "snapshotdump" / "_cdefs"
 PACKAGE = "snapshotdump._bindings"
+_DIGEST_SPEC = importlib.util.spec_from_file_location(
+    "_snapshotdump_digest", HERE / "snapshotdump" / "_bindings" / "digest.py")
+assert _DIGEST_SPEC is not None and _DIGEST_SPEC.loader is not None
+_digest = importlib.util.module_from_spec(_DIGEST_SPEC)
+_DIGEST_SPEC.loader.exec_module(_digest)
 
 
 def _read(name: str) -> str:
@@ -28,11 +33,7 @@ def _read(name: str) -> str:
 
 def cdefs_digest() -> str:
     """A digest of every declaration file, compiled into the modules to detect stale builds."""
-    digest = hashlib.sha256()
-    for path in sorted(CDEFS.glob("*.h")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    return str(_digest.cdefs_digest(CDEFS))
 
 
 def _stamp(ffi: cffi.FFI) -> None:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -26,3 +31,29 @@ def require_tool(name: str, *candidates: str) -> str:
             return path
     require(False, f"{name} is not installed (see .ci/run for the package)")
     raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="session")
+def c_binary(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """tests/targets/target.c, built once per session."""
+    compiler = require_tool("gcc", "cc")
+    binary = tmp_path_factory.mktemp("c-target") / "target"
+    source = pathlib.Path(__file__).parent / "targets" / "target.c"
+    subprocess.run([compiler, "-O1", "-g", "-pthread", "-o", str(binary), str(source)],
+                   check=True)
+    return binary
+
+
+@pytest.fixture
+def c_target(c_binary: pathlib.Path) -> Iterator[Any]:
+    """A running C target, checked untouched at the end and always killed."""
+    from .support import Target
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("Linux targets")
+    process = Target([str(c_binary)])
+    try:
+        yield process
+        process.assert_untouched()
+    finally:
+        process.close()

@@ -17,14 +17,6 @@ TARGETS = pathlib.Path(__file__).parent / "targets"
 LLDB_ENV = {**os.environ, "PYTHONPATH": "/usr/lib/llvm-14/lib/python3.11/dist-packages"}
 
 
-def build_c_target(directory: pathlib.Path) -> pathlib.Path:
-    compiler = require_tool("gcc", "cc")
-    binary = directory / "target"
-    subprocess.run([compiler, "-O1", "-g", "-pthread", "-o", str(binary),
-                    str(TARGETS / "target.c")], check=True)
-    return binary
-
-
 class Target:
     """A running target process; it is always killed at the end, never left stopped."""
 

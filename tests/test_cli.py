@@ -11,12 +11,11 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
 from .conftest import require
-from .support import Target, build_c_target, obj2yaml
+from .support import Target, obj2yaml
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux CLI tests")
 
@@ -28,19 +27,9 @@ def run(*args: str, cwd: pathlib.Path | None = None) -> subprocess.CompletedProc
                           timeout=300, check=False)
 
 
-@pytest.fixture(scope="module")
-def c_binary(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    return build_c_target(tmp_path_factory.mktemp("c-target"))
-
-
 @pytest.fixture
-def target(c_binary: pathlib.Path) -> Iterator[Target]:
-    process = Target([str(c_binary)])
-    try:
-        yield process
-        process.assert_untouched()
-    finally:
-        process.close()
+def target(c_target: Target) -> Target:
+    return c_target
 
 
 def test_dump_by_pid_with_default_name(target: Target, tmp_path: pathlib.Path) -> None:

@@ -15,7 +15,6 @@ from snapshotdump import CaptureFlags, MiniDumpType
 
 from .support import (
     Target,
-    build_c_target,
     elf_build_id,
     lldb,
     lldb_threads,
@@ -25,11 +24,6 @@ from .support import (
 )
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux backend")
-
-
-@pytest.fixture(scope="session")
-def c_binary(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    return build_c_target(tmp_path_factory.mktemp("c-target"))
 
 
 @pytest.fixture(params=["c", "python"])

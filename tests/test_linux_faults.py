@@ -17,16 +17,11 @@ import snapshotdump
 from snapshotdump import CaptureFlags, MiniDumpType
 from snapshotdump._linux import ptrace
 
-from .support import TARGETS, Target, build_c_target, lldb, obj2yaml
+from .support import TARGETS, Target, lldb, obj2yaml
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux backend")
 FREEZE = CaptureFlags.DEFAULT & ~CaptureFlags.VA_CLONE
 ROOT = str(pathlib.Path(__file__).resolve().parents[1])
-
-
-@pytest.fixture(scope="module")
-def c_binary(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    return build_c_target(tmp_path_factory.mktemp("c-target"))
 
 
 @pytest.fixture

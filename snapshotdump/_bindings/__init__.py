@@ -7,21 +7,11 @@ first use, so ``import snapshotdump`` works on every OS.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
-import pathlib
 from typing import Any
 
-_CDEFS = pathlib.Path(__file__).resolve().parent.parent / "_cdefs"
-
-
-def _expected_digest() -> str:
-    # Mirrors build_cffi.cdefs_digest(); build_cffi is not importable from an installed package.
-    digest = hashlib.sha256()
-    for path in sorted(_CDEFS.glob("*.h")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+from .digest import CDEFS as _CDEFS
+from .digest import cdefs_digest
 
 
 @functools.cache
@@ -36,7 +26,7 @@ def load(name: str) -> Any:
             "(pip install .) or generate it in the source tree (python build_cffi.py)"
         ) from exc
     ffi = module.ffi
-    expected = f"CDEFS_DIGEST_{_expected_digest()}"
+    expected = f"CDEFS_DIGEST_{cdefs_digest()}"
     if expected not in ffi.list_types()[0]:
         raise ImportError(
             f"the generated binding {module_name} was built from other declarations than "

@@ -26,18 +26,13 @@ from snapshotdump import CaptureFlags, MiniDumpType
 from snapshotdump.minidump.reader import DumpFormatError, summarize
 
 from ..conftest import require
-from ..support import Target, build_c_target, obj2yaml
+from ..support import Target, obj2yaml
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux reliability")
 HERE = pathlib.Path(__file__).parent
 ROOT = str(HERE.parents[1])
 FREEZE = CaptureFlags.DEFAULT & ~CaptureFlags.VA_CLONE
 DOCUMENTED = (ValueError, TypeError, OSError)  # SnapshotError is an OSError
-
-
-@pytest.fixture(scope="module")
-def c_binary(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    return build_c_target(tmp_path_factory.mktemp("c-target"))
 
 
 @pytest.fixture
@@ -230,6 +225,7 @@ def test_public_api_fuzz(fuzz_target: Target, fuzz_dir: pathlib.Path, pid_offset
 
 @pytest.fixture(scope="module")
 def fuzz_target(c_binary: pathlib.Path) -> Iterator[Target]:
+    # Module-scoped (hypothesis reuses it across examples), so not conftest's c_target.
     process = Target([str(c_binary)])
     try:
         yield process
