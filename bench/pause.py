@@ -67,6 +67,7 @@ class Target:
 
 
 def dumper(pid: int, dest: str, mode: str, kind: str) -> dict[str, float]:
+    os.sync()  # every contender starts with no dirty pages to be throttled behind
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", DUMPER, str(pid), dest, mode, kind],
                          capture_output=True, text=True, env=env, check=True)
@@ -74,6 +75,7 @@ def dumper(pid: int, dest: str, mode: str, kind: str) -> dict[str, float]:
 
 
 def timed(command: list[str]) -> float:
+    os.sync()
     started = time.perf_counter()
     subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     return time.perf_counter() - started

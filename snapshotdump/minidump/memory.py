@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import errno
 import os
+import queue
+import threading
 
 from .file import DumpFile
 
 PAGE = 4096
 CHUNK = 1 << 20
+PIPELINE_BUFFERS = 4  # the bulk copy's memory: this many CHUNKs, whatever the target's size
 _UNREADABLE = (errno.EIO, errno.EFAULT, errno.ENOMEM, errno.EPERM, errno.EACCES, errno.EINVAL,
                errno.ESRCH)
 
@@ -53,6 +56,54 @@ class MemoryReader:
             out.write_at(offset + done, view[:chunk])
             done += chunk
         self.unreadable_bytes += size - read_total
+        return read_total
+
+    def copy_all(self, out: DumpFile, jobs: list[tuple[int, int, int]]) -> int:
+        """copy() each (address, size, file offset), reading and writing at the same time.
+
+        Reading /proc/PID/mem and writing the dump cost about the same, so a writer thread
+        drains a small ring of buffers while this thread fills the next one.
+        """
+        free: queue.Queue[bytearray] = queue.Queue()
+        for _ in range(PIPELINE_BUFFERS):
+            free.put(bytearray(CHUNK))
+        full: queue.Queue[tuple[bytearray, int, int] | None] = queue.Queue()
+        failure: list[BaseException] = []
+
+        def writer() -> None:
+            while (item := full.get()) is not None:
+                buffer, length, offset = item
+                try:
+                    if not failure:
+                        out.write_at(offset, memoryview(buffer)[:length])
+                except BaseException as exc:  # handed to the reading thread below
+                    failure.append(exc)
+                free.put(buffer)
+
+        thread = threading.Thread(target=writer, name="snapshotdump-writer", daemon=True)
+        thread.start()
+        read_total = 0
+        try:
+            for address, size, offset in jobs:
+                done = 0
+                while done < size and not failure:
+                    buffer = free.get()
+                    view = memoryview(buffer)
+                    chunk = min(CHUNK, size - done)
+                    got = self._read_into(view[:chunk], address + done)
+                    if got <= 0:
+                        read_total += self._read_pagewise(view[:chunk], address + done)
+                    else:
+                        read_total += got
+                        chunk = got
+                    full.put((buffer, chunk, offset + done))
+                    done += chunk
+        finally:
+            full.put(None)
+            thread.join()
+        if failure:
+            raise failure[0]
+        self.unreadable_bytes += sum(size for _a, size, _o in jobs) - read_total
         return read_total
 
     def _read_into(self, view: memoryview, address: int) -> int:

@@ -40,7 +40,6 @@ def write_list64(plan: DumpPlan, out: DumpFile) -> Location:
         descriptor.StartOfMemoryRange = start
         descriptor.DataSize = end - start
     out.write_at(list_rva, out.bytes_of(header, 16) + out.bytes_of(descriptors, 16 * count))
-    for start, end in plan.memory:
-        rva = out.reserve(end - start)
-        plan.reader.copy(out, start, end - start, rva)
+    jobs = [(start, end - start, out.reserve(end - start)) for start, end in plan.memory]
+    plan.reader.copy_all(out, jobs)
     return Location(list_rva, list_size)
