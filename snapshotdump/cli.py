@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -107,13 +108,62 @@ def _human(size: float) -> str:
     return f"{size:.1f} GiB"
 
 
+class Progress:
+    """Bytes written and the rate, on stderr, once a dump to a terminal takes over half a second."""
+
+    DELAY = 0.5
+    INTERVAL = 0.2
+
+    def __init__(self, fd: int, enabled: bool) -> None:
+        self.fd = fd
+        self.enabled = enabled
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="snapshotdump-progress",
+                                        daemon=True)
+        self._shown = False
+
+    def __enter__(self) -> Progress:
+        if self.enabled:
+            self._started = time.monotonic()
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self._stop.set()
+            self._thread.join()
+            if self._shown:
+                sys.stderr.write("\r\x1b[K")
+                sys.stderr.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.INTERVAL):
+            elapsed = time.monotonic() - self._started
+            if elapsed < self.DELAY:
+                continue
+            try:
+                written = os.fstat(self.fd).st_size
+            except OSError:
+                return
+            sys.stderr.write(f"\r\x1b[Kwriting: {_human(written)} written, "
+                             f"{_human(written / elapsed)}/s")
+            sys.stderr.flush()
+            self._shown = True
+
+
 def _write(snap: Snapshot, dest: str, dump_type: MiniDumpType, streams: list[UserStream],
-           overwrite: bool, compress: str | None) -> DumpResult:
+           overwrite: bool, compress: str | None, progress: bool) -> DumpResult:
     if compress is None:
-        return snap.write_dump(dest, dump_type, user_streams=streams, overwrite=overwrite)
+        # Open the destination here (same 0600 / no-symlink / atomic rules) to watch it grow.
+        with _dest.open_destination(dest, overwrite) as out, \
+                os.fdopen(out.fd, "wb", closefd=False) as sink, Progress(out.fd, progress):
+            result = snap.write_dump(sink, dump_type, user_streams=streams)
+            out.size = result.size
+        return dataclasses.replace(result, path=out.path)
     folder = os.path.dirname(os.path.abspath(dest))
     with tempfile.TemporaryFile(dir=folder) as raw:
-        result = snap.write_dump(raw, dump_type, user_streams=streams)
+        with Progress(raw.fileno(), progress):
+            result = snap.write_dump(raw, dump_type, user_streams=streams)
         raw.seek(0)
         with _dest.open_destination(dest, overwrite) as out, \
                 os.fdopen(out.fd, "wb", closefd=False) as sink:
@@ -156,7 +206,8 @@ def cmd_dump(args: argparse.Namespace) -> int:
     suffix = {None: ".dmp", "gzip": ".dmp.gz", "xz": ".dmp.xz"}[args.compress]
     with capture(args.pid, flags, live_fallback=args.live_fallback) as snap:
         dest = args.output or default_name(snap, suffix)
-        result = _write(snap, dest, dump_type, streams, args.overwrite, args.compress)
+        result = _write(snap, dest, dump_type, streams, args.overwrite, args.compress,
+                        progress=sys.stderr.isatty() and not args.quiet and not args.json)
         line = _as_json(result, snap) if args.json else _summary_line(result, snap)
     if not args.quiet or args.json:
         print(line)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import lzma
 import os
@@ -128,3 +129,26 @@ def test_module_entry_point() -> None:
     result = subprocess.run([sys.executable, "-m", "snapshotdump", "--help"], capture_output=True,
                             text=True, check=False)
     assert result.returncode == 0 and "snapshotdump demo" in result.stdout
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal(target: Target, tmp_path: pathlib.Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from snapshotdump import cli
+
+    monkeypatch.setattr(cli.Progress, "DELAY", 0.0)
+    monkeypatch.setattr(cli.Progress, "INTERVAL", 0.001)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    status = cli.main([str(target.pid), "-o", str(tmp_path / "p.dmp"), "--type", "full"])
+    assert status == 0
+    shown = terminal.getvalue()
+    assert re.search(r"writing: [\d.]+ (KiB|MiB) written, [\d.]+ (KiB|MiB|GiB)/s", shown), shown
+    assert shown.endswith("\r\x1b[K")  # the line is cleared before the summary
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    assert cli.main([str(target.pid), "-o", str(tmp_path / "q.dmp"), "-q"]) == 0
+    assert sys.stderr.getvalue() == ""
