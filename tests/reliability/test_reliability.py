@@ -98,12 +98,35 @@ def test_sigkill_of_the_dumper_at_a_random_point(busy: Target, tmp_path: pathlib
             if seen == rounds:
                 break
     threading.Event().wait(chosen.random() * 0.02)
+    helpers = _children(dumper.pid)
     dumper.kill()
     dumper.wait()
     dumper.stdout.close()
-    busy.assert_untouched()  # helper saw EOF: clone killed and reaped, threads detached
+    # A helper may still finish a capture the dead dumper asked for; then it sees EOF,
+    # releases everything and exits.
+    for helper in helpers:
+        _wait_gone(helper)
+    busy.assert_untouched()  # clone killed and reaped, threads detached
     for dump in tmp_path.glob("*.dmp"):
         obj2yaml(dump)  # a dump under its final name is always a whole one
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                         text=True, check=False).stdout
+    return [int(word) for word in out.split()]
+
+
+def _wait_gone(pid: int) -> None:
+    for _ in range(400):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return
+        except FileNotFoundError:
+            return
+        threading.Event().wait(0.025)
+    raise AssertionError(f"the tracer helper {pid} did not exit after its dumper was killed")
 
 
 def test_sigint_during_write_dump(busy: Target, tmp_path: pathlib.Path) -> None:
