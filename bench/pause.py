@@ -150,13 +150,50 @@ def table(results: dict[int, dict[str, float]], runs: int) -> str:
     return "\n".join(lines)
 
 
+def chart(results: dict[int, dict[str, float]], path: pathlib.Path) -> None:
+    """Pause against resident size, log scale: ours, the fork floor, freeze mode and gcore."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted(results)
+    figure, axes = plt.subplots(figsize=(7, 4.2))
+    for key, label in (("clone_gap_ms", "snapshotdump (clone), seen by the target"),
+                       ("fork_ms", "the target's own fork()"),
+                       ("freeze_gap_ms", "snapshotdump --no-clone (frozen, full dump)"),
+                       ("gcore_gap_ms", "gcore")):
+        if all(key in results[size] for size in sizes):
+            axes.plot(sizes, [results[size][key] for size in sizes], marker="o", label=label)
+    axes.set_xscale("log", base=2)
+    axes.set_yscale("log")
+    axes.set_xlabel("target resident memory (MiB)")
+    axes.set_ylabel("target paused (ms, log)")
+    axes.set_xticks(sizes, [str(size) for size in sizes])
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    axes.set_title("How long the target is stopped")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096],
                         help="resident MiB of the target")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--markdown", type=pathlib.Path, help="also write the table here")
+    parser.add_argument("--chart", type=pathlib.Path, help="also draw a PNG chart (matplotlib)")
+    parser.add_argument("--from-json", type=pathlib.Path,
+                        help="redraw from the JSON a previous run printed on stderr")
     args = parser.parse_args()
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        results = {int(size): values for size, values in saved.items()}
+        print(table(results, args.runs))
+        if args.chart:
+            chart(results, args.chart)
+        return
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as folder:
         work = pathlib.Path(folder)
         binary = work / "bench-target"
@@ -165,6 +202,8 @@ def main() -> None:
         results = {mib: measure(binary, mib, args.runs, work) for mib in args.sizes}
     text = table(results, args.runs)
     print(text)
+    if args.chart:
+        chart(results, args.chart)
     print(json.dumps(results, indent=1), file=sys.stderr)
     if args.markdown:
         args.markdown.write_text(args.markdown.read_text().split("<!-- bench -->")[0]
