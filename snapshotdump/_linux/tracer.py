@@ -45,6 +45,11 @@ class Session:
             self.freezer.stop_all()
             stopped_ns = time.monotonic_ns()
             registers = {tid: self._registers(tid) for tid in sorted(self.freezer.stopped)}
+            if any(len(regs[0]) != self.arch.REGS_SIZE for regs in registers.values()):
+                raise errors.SnapshotUnsupportedError(
+                    f"pid {self.pid} is not a {self.arch.MACHINE} process (a 32-bit task?): "
+                    f"its registers cannot be dumped by this backend", function="capture",
+                    pid=self.pid)
             clone_ns = None
             if want_clone and reason is None:
                 started = time.monotonic_ns()
