@@ -47,13 +47,9 @@ def c_binary(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 @pytest.fixture
 def c_target(c_binary: pathlib.Path) -> Iterator[Any]:
     """A running C target, checked untouched at the end and always killed."""
-    from .support import Target
+    from .support import running
 
     if not sys.platform.startswith("linux"):
         pytest.skip("Linux targets")
-    process = Target([str(c_binary)])
-    try:
+    with running([str(c_binary)]) as process:
         yield process
-        process.assert_untouched()
-    finally:
-        process.close()

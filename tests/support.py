@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import re
@@ -9,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from .conftest import require, require_tool
@@ -105,6 +107,17 @@ class Target:
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
                 stream.close()
+
+
+@contextlib.contextmanager
+def running(argv: list[str]) -> Iterator[Target]:
+    """A target for the length of a test: checked untouched at the end, always killed."""
+    process = Target(argv)
+    try:
+        yield process
+        process.assert_untouched()
+    finally:
+        process.close()
 
 
 def python_target_argv() -> list[str]:

@@ -21,6 +21,7 @@ from .support import (
     obj2yaml,
     parse_with_minidump_package,
     python_target_argv,
+    running,
 )
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux backend")
@@ -29,12 +30,8 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Li
 @pytest.fixture(params=["c", "python"])
 def target(request: pytest.FixtureRequest, c_binary: pathlib.Path) -> Iterator[Target]:
     argv = [str(c_binary)] if request.param == "c" else python_target_argv()
-    process = Target(argv)
-    try:
+    with running(argv) as process:
         yield process
-        process.assert_untouched()
-    finally:
-        process.close()
 
 
 def _check_with_readers(path: pathlib.Path, snap_threads: list[snapshotdump.ThreadInfo],

@@ -45,18 +45,22 @@ class MemoryReader:
         done = 0
         read_total = 0
         while done < size:
-            chunk = min(CHUNK, size - done)
-            got = self._read_into(view[:chunk], address + done)
-            if got <= 0:
-                # Find the readable pages of this chunk one at a time.
-                read_total += self._read_pagewise(view[:chunk], address + done)
-            else:
-                read_total += got
-                chunk = got
+            chunk, got = self._fill(view[:min(CHUNK, size - done)], address + done)
             out.write_at(offset + done, view[:chunk])
             done += chunk
+            read_total += got
         self.unreadable_bytes += size - read_total
         return read_total
+
+    def _fill(self, view: memoryview, address: int) -> tuple[int, int]:
+        """Fill the front of *view* from *address*: (bytes to write, bytes really read).
+
+        A chunk that fails as a whole is read page by page, unreadable pages as zeros.
+        """
+        got = self._read_into(view, address)
+        if got <= 0:
+            return len(view), self._read_pagewise(view, address)
+        return got, got
 
     def copy_all(self, out: DumpFile, jobs: list[tuple[int, int, int]]) -> int:
         """copy() each (address, size, file offset), reading and writing at the same time.
@@ -88,16 +92,11 @@ class MemoryReader:
                 done = 0
                 while done < size and not failure:
                     buffer = free.get()
-                    view = memoryview(buffer)
-                    chunk = min(CHUNK, size - done)
-                    got = self._read_into(view[:chunk], address + done)
-                    if got <= 0:
-                        read_total += self._read_pagewise(view[:chunk], address + done)
-                    else:
-                        read_total += got
-                        chunk = got
+                    chunk, got = self._fill(memoryview(buffer)[:min(CHUNK, size - done)],
+                                            address + done)
                     full.put((buffer, chunk, offset + done))
                     done += chunk
+                    read_total += got
         finally:
             full.put(None)
             thread.join()

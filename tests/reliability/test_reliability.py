@@ -26,7 +26,7 @@ from snapshotdump import CaptureFlags, MiniDumpType
 from snapshotdump.minidump.reader import DumpFormatError, summarize
 
 from ..conftest import require
-from ..support import Target, obj2yaml
+from ..support import Target, obj2yaml, running
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux reliability")
 HERE = pathlib.Path(__file__).parent
@@ -249,12 +249,8 @@ def test_public_api_fuzz(fuzz_target: Target, fuzz_dir: pathlib.Path, pid_offset
 @pytest.fixture(scope="module")
 def fuzz_target(c_binary: pathlib.Path) -> Iterator[Target]:
     # Module-scoped (hypothesis reuses it across examples), so not conftest's c_target.
-    process = Target([str(c_binary)])
-    try:
+    with running([str(c_binary)]) as process:
         yield process
-        process.assert_untouched()
-    finally:
-        process.close()
 
 
 @pytest.fixture(scope="module")
