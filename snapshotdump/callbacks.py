@@ -70,11 +70,17 @@ CANCEL = Decision(include=False, cancel=True)
 
 
 class CancelledByCallback(Exception):
-    """Internal: carries the user's exception (or None for CANCEL) out of the writer."""
+    """Internal: carries the user's exception (or None for CANCEL) out of the writer.
 
-    def __init__(self, cause: BaseException | None) -> None:
+    ``function`` and ``winerror`` describe the cancelled call for DumpCancelledError.
+    """
+
+    def __init__(self, cause: BaseException | None, *, function: str = "write_dump",
+                 winerror: int | None = None) -> None:
         super().__init__("cancelled by the dump callback")
         self.cause = cause
+        self.function = function
+        self.winerror = winerror
 
 
 def decide(event: CallbackEvent, answer: object) -> Decision:

@@ -221,6 +221,3 @@ def from_errno(
     elif code == _errno.ESRCH:
         cls = ProcessNotFoundError
     return cls(_describe(function, text, pid), errno=code, function=function, pid=pid)
-
-
-PTRACE_HINT = _PTRACE_HINT

@@ -10,7 +10,8 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 
 from . import _dest
-from .callbacks import DumpCallback
+from .callbacks import CancelledByCallback, DumpCallback
+from .errors import DumpCancelledError
 from .flags import CaptureFlags, MiniDumpType, check_flags
 
 # Stream types at or below LastReservedStream (0xFFFF) confuse minidump readers.
@@ -222,8 +223,17 @@ class Snapshot(abc.ABC):
             raise TypeError(f"overwrite must be True or False, not {overwrite!r}")
         streams = _user_streams(user_streams)
         started = time.perf_counter()
-        with _dest.open_destination(dest, overwrite) as out:
-            counts = self._write(out, MiniDumpType(dump_type), exception, streams, callback)
+        try:
+            with _dest.open_destination(dest, overwrite) as out:
+                counts = self._write(out, MiniDumpType(dump_type), exception, streams, callback)
+        except CancelledByCallback as cancel:
+            # The partial file is gone by now; what the caller sees is the callback's own
+            # exception, or DumpCancelledError for a CANCEL answer.
+            if cancel.cause is not None:
+                raise cancel.cause from None
+            raise DumpCancelledError(
+                f"the dump callback cancelled the dump of pid {self.pid}",
+                winerror=cancel.winerror, function=cancel.function, pid=self.pid) from None
         return DumpResult(
             path=out.path,
             size=out.size,

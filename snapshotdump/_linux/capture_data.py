@@ -18,7 +18,6 @@ class ThreadState:
 @dataclasses.dataclass
 class CaptureData:
     pid: int
-    cloned: bool
     clone_pid: int | None
     threads: list[ThreadState]
     maps: str
@@ -39,3 +38,8 @@ class CaptureData:
     boot_time: float
     clock_ticks: int
     fallback_reason: str | None = None
+
+    @property
+    def cloned(self) -> bool:
+        """True when memory comes from a clone; False when the target is held frozen."""
+        return self.clone_pid is not None

@@ -39,7 +39,8 @@ def wait_stopped(tid: int, timeout: float = STOP_TIMEOUT_SECONDS) -> int:
             time.sleep(0.0005)
 
 
-def _thread_state(pid: int, tid: int) -> str:
+def thread_state(pid: int, tid: int) -> str:
+    """The one-letter state of a thread, "X" when it is gone."""
     try:
         return procfs.parse_stat(procfs.read_text(f"/proc/{pid}/task/{tid}/stat"))[2]
     except (OSError, ValueError, IndexError):
@@ -68,7 +69,7 @@ class Freezer:
                 return
             seized = []
             for tid in new:
-                if _thread_state(self.pid, tid) in ("Z", "X"):
+                if thread_state(self.pid, tid) in ("Z", "X"):
                     gone.add(tid)  # an exited thread (or zombie leader) never reports a stop
                     continue
                 try:
@@ -90,7 +91,7 @@ class Freezer:
                 except errors.TargetExitedError:
                     gone.add(tid)
                     continue
-                self.stopped[tid] = _signal_to_return(status)
+                self.stopped[tid] = signal_to_return(status)
 
     def resume_all(self) -> None:
         """Detach every held thread (ESRCH counts as done), handing back any signal we caught.
@@ -102,7 +103,7 @@ class Freezer:
             ptrace.detach(tid, self.stopped.pop(tid))
 
 
-def _signal_to_return(status: int) -> int:
+def signal_to_return(status: int) -> int:
     """The signal a stop swallowed: 0 for our interrupt or a group-stop, else the signal."""
     if ptrace.stop_event(status) == ptrace.PTRACE_EVENT_STOP:
         return 0

@@ -16,7 +16,7 @@ from types import ModuleType
 
 from .. import errors
 from . import procfs, ptrace
-from .freeze import wait_stopped
+from .freeze import signal_to_return, thread_state, wait_stopped
 
 
 def code_address(maps: list[procfs.Mapping], fallback: int) -> int:
@@ -109,26 +109,22 @@ def reap(arch: ModuleType, pid: int, child_in_target: int) -> bool:
     Only that one thread stops, for well under a millisecond.
     """
     for tid in procfs.task_ids(pid):
+        if thread_state(pid, tid) in ("Z", "X"):
+            continue
         try:
-            if procfs.parse_stat(procfs.read_text(f"/proc/{pid}/task/{tid}/stat"))[2] in "ZX":
-                continue
             ptrace.seize(tid)
-        except (errors.ProcessNotFoundError, OSError):
+        except errors.ProcessNotFoundError:
             continue
         signals: list[int] = []
         try:
             ptrace.interrupt(tid)
-            status = wait_stopped(tid)
-            pending = 0 if ptrace.stop_event(status) == ptrace.PTRACE_EVENT_STOP else \
-                os.WSTOPSIG(status)
+            pending = signal_to_return(wait_stopped(tid))
             saved = arch.read_registers(tid)
             at = code_address(procfs.parse_maps(procfs.read_text(f"/proc/{pid}/maps")),
                               arch.instruction_pointer(saved))
             result = run(arch, tid, saved, at, arch.SYSCALL_TRAP, arch.SYS_WAIT4,
                          (child_in_target, 0, ptrace.WALL | os.WNOHANG, 0))
-            signals = result.signals
-            if pending and pending != signal.SIGTRAP:
-                signals.insert(0, pending)
+            signals = ([pending] if pending else []) + result.signals
             return result.value == child_in_target
         except errors.TargetExitedError:
             return False

@@ -152,33 +152,29 @@ class LinuxSnapshot(Snapshot):
         self, out: _dest.Output, dump_type: MiniDumpType, exception: ExceptionInfo | None,
         user_streams: Sequence[UserStream], callback: DumpCallback | None,
     ) -> tuple[int | None, int | None]:
-        from ..callbacks import CancelledByCallback
         from ..minidump import linux_writer
 
         try:
             size, threads, modules = linux_writer.write(
                 out.fd, self._data, self._mem_fd, dump_type, exception, user_streams, callback)
-        except CancelledByCallback as cancel:
-            if cancel.cause is not None:
-                raise cancel.cause from None
-            raise errors.DumpCancelledError(
-                f"the dump callback cancelled the dump of pid {self.pid}",
-                function="write_dump", pid=self.pid) from None
         except OSError as exc:
-            if isinstance(exc, errors.SnapshotError):
-                raise
-            if not os.path.exists(f"/proc/{self.pid}") and not self._data.cloned:
-                raise errors.TargetExitedError(
-                    f"pid {self.pid} exited while its dump was written", errno=exc.errno,
-                    function="write_dump", pid=self.pid) from exc
+            if not isinstance(exc, errors.SnapshotError) and self._frozen_target_died():
+                raise self._exited_error(exc.errno) from exc
             raise
-        if not self._data.cloned and not _alive(self.pid):
+        if self._frozen_target_died():
             # A frozen target that died mid-dump reads as zeros: the dump would be a lie.
-            raise errors.TargetExitedError(
-                f"pid {self.pid} exited while its dump was written; the partial dump was removed",
-                errno=3, function="write_dump", pid=self.pid)
+            raise self._exited_error(3)
         out.size = size
         return threads, modules
+
+    def _frozen_target_died(self) -> bool:
+        """Only a frozen dump reads the target itself; a clone holds its own memory."""
+        return not self._data.cloned and not _alive(self.pid)
+
+    def _exited_error(self, code: int | None) -> errors.TargetExitedError:
+        return errors.TargetExitedError(
+            f"pid {self.pid} exited while its dump was written; the partial dump was removed",
+            errno=code, function="write_dump", pid=self.pid)
 
     @property
     def process(self) -> ProcessInfo:

@@ -72,7 +72,6 @@ class Session:
             data.first_stop_ns = self.freezer.first_stop_ns or stopped_ns
             data.resumed_ns = resumed_ns
             data.finished_ns = resumed_ns or time.monotonic_ns()
-            data.cloned = self.clone is not None
             data.clone_pid = self.clone
             data.clone_ns = clone_ns
             mem_fd = os.open(f"/proc/{source}/mem", os.O_RDONLY | os.O_CLOEXEC)
@@ -108,7 +107,7 @@ class Session:
         except OSError:
             exe = ""
         return CaptureData(
-            pid=self.pid, cloned=False, clone_pid=None,
+            pid=self.pid, clone_pid=None,
             threads=[self._thread(tid, regs) for tid, regs in registers.items()],
             maps=procfs.read_text(f"{base}/maps"),
             status=procfs.read_text(f"/proc/{self.pid}/status"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,9 +21,6 @@ from ..minidump import lists
 from ..snapshot import ExceptionInfo, UserStream
 from . import libs, win32
 
-# The callbacks MiniDumpWriteDump expects TRUE from when nothing is changed.
-_TRUE_BY_DEFAULT = USER_EVENT_TYPES | {CallbackType.IS_PROCESS_SNAPSHOT}
-
 
 class _CallbackState:
     """The Python side of one MiniDumpWriteDump call: the user callback and what it decided."""
@@ -34,7 +32,6 @@ class _CallbackState:
         self.modules = 0
         self.threads = 0
         self.excluded = False
-        self.seen: list[CallbackType] = []
 
     def answer(self, callback_input: Any, callback_output: Any) -> int:
         try:
@@ -49,7 +46,6 @@ class _CallbackState:
             kind = CallbackType(kind_value)
         except ValueError:
             return 0
-        self.seen.append(kind)
         if kind is CallbackType.IS_PROCESS_SNAPSHOT:
             # S_FALSE: "the handle is a PSS snapshot handle, not a process handle".
             out.Status = errors.S_FALSE if self.from_snapshot else errors.S_OK
@@ -126,11 +122,18 @@ def _event(kind: CallbackType, callback_input: Any, out: Any) -> CallbackEvent:
                          memory_size=int(out.VmRegion.RegionSize))
 
 
+def _file_handle(fd: int) -> Any:
+    if sys.platform == "win32":
+        import msvcrt
+
+        return libs.ffi().cast("HANDLE", msvcrt.get_osfhandle(fd))
+    return libs.ffi().cast("HANDLE", fd)  # fakes at the cffi boundary write to the fd
+
+
 def write_dump(
     fd: int,
     source: Any,
     pid: int,
-    file_handle: Any,
     dump_type: int,
     *,
     from_snapshot: bool,
@@ -181,16 +184,13 @@ def write_dump(
     except (AttributeError, ffi.error) as exc:
         raise errors.SnapshotUnsupportedError(
             "dbghelp.dll has no MiniDumpWriteDump", function="MiniDumpWriteDump") from exc
-    ok = dbghelp_write(source, pid, file_handle, dump_type, exception_param, streams_param, info)
+    ok = dbghelp_write(source, pid, _file_handle(fd), dump_type, exception_param, streams_param,
+                       info)
     # MiniDumpWriteDump leaves an HRESULT in GetLastError on failure (stale values on success).
     last = int(kernel32.GetLastError()) if not ok else 0
     if state.cancelled is not None:
-        cause = state.cancelled.cause
-        if cause is not None:
-            raise cause
-        raise errors.DumpCancelledError(
-            f"the dump callback cancelled the dump of pid {pid}",
-            winerror=errors.ERROR_CANCELLED, function="MiniDumpWriteDump", pid=pid)
+        raise CancelledByCallback(state.cancelled.cause, function="MiniDumpWriteDump",
+                                  winerror=errors.ERROR_CANCELLED)
     if not ok:
         raise errors.from_hresult(last, "MiniDumpWriteDump", pid=pid,
                                   message=win32.format_message(last))

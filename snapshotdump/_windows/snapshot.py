@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import sys
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,14 +29,6 @@ class ProcessHandle:
     """An open Windows process handle, for ``capture()`` (a plain int is a pid)."""
 
     value: int
-
-
-def _os_handle(fd: int) -> Any:
-    if sys.platform == "win32":
-        import msvcrt
-
-        return libs.ffi().cast("HANDLE", msvcrt.get_osfhandle(fd))
-    return libs.ffi().cast("HANDLE", fd)  # fakes at the cffi boundary write to the fd
 
 
 class WindowsSnapshot(Snapshot):
@@ -80,11 +72,9 @@ class WindowsSnapshot(Snapshot):
     ) -> tuple[int | None, int | None]:
         source = self._hpss if self._hpss is not None else self._process
         threads, modules = dbghelp.write_dump(
-            out.fd, source, self.pid, _os_handle(out.fd), int(dump_type),
+            out.fd, source, self.pid, int(dump_type),
             from_snapshot=self._hpss is not None, exception=exception,
             user_streams=user_streams, callback=callback)
-        import os
-
         out.size = os.fstat(out.fd).st_size
         return threads, modules
 

@@ -102,9 +102,5 @@ class DumpFile:
                       bytes(self._ffi.buffer(entry)))
         self._next_stream += 1
 
-    @property
-    def streams_written(self) -> int:
-        return self._next_stream
-
 
 __all__ = ["DumpFile", "Location", "StreamType"]

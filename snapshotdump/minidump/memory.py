@@ -22,7 +22,6 @@ class MemoryReader:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self._buffer = bytearray(CHUNK)
-        self.unreadable_bytes = 0
 
     def read(self, address: int, size: int) -> bytes | None:
         """Up to *size* bytes at *address*, or None where the first byte is unreadable."""
@@ -49,7 +48,6 @@ class MemoryReader:
             out.write_at(offset + done, view[:chunk])
             done += chunk
             read_total += got
-        self.unreadable_bytes += size - read_total
         return read_total
 
     def _fill(self, view: memoryview, address: int) -> tuple[int, int]:
@@ -102,7 +100,6 @@ class MemoryReader:
             thread.join()
         if failure:
             raise failure[0]
-        self.unreadable_bytes += sum(size for _a, size, _o in jobs) - read_total
         return read_total
 
     def _read_into(self, view: memoryview, address: int) -> int:

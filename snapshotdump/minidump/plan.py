@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import struct
 from types import ModuleType
 
@@ -197,7 +196,3 @@ def make_plan(data: CaptureData, reader: MemoryReader, dump_type: MiniDumpType,
         if decision.include:
             memory.append((start, end))
     return DumpPlan(data, reader, dump_type, maps, threads, modules, memory, full)
-
-
-def page_size() -> int:
-    return os.sysconf("SC_PAGE_SIZE")
