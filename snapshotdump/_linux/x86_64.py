@@ -106,18 +106,14 @@ def context(raw: bytes, fp: bytes) -> bytes:
     return bytes(ffi.buffer(ctx))
 
 
-def cpu_information() -> dict[str, int]:
-    """ProcessorLevel / Revision and CPUID-style fields for SystemInfo, from /proc/cpuinfo."""
+def cpu_information(cpuinfo: bytes) -> dict[str, int]:
+    """ProcessorLevel / Revision and CPUID fields for SystemInfo, from captured /proc/cpuinfo."""
     info: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if not line.strip():
-                    break
-                key, _, value = line.partition(":")
-                info[key.strip()] = value.strip()
-    except OSError:
-        pass
+    for line in cpuinfo.decode("utf-8", "replace").splitlines():
+        if not line.strip():
+            break  # the first processor's block is enough
+        key, _, value = line.partition(":")
+        info[key.strip()] = value.strip()
     family = int(info.get("cpu family", "0") or 0)
     model = int(info.get("model", "0") or 0)
     stepping = int(info.get("stepping", "0") or 0)

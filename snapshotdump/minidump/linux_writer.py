@@ -45,7 +45,7 @@ def write(fd: int, data: CaptureData, mem_fd: int, dump_type: MiniDumpType,
 
     steps: list[tuple[int, Callable[[DumpFile], Location]]] = [
         (StreamType.SYSTEM_INFO,
-         lambda out: system_info.write(plan, out, arch.cpu_information(),
+         lambda out: system_info.write(plan, out, arch.cpu_information(data.cpuinfo),
                                        arch.PROCESSOR_ARCHITECTURE)),
         (StreamType.MISC_INFO, lambda out: misc_info.write(plan, out)),
     ]
