@@ -15,8 +15,8 @@ import signal
 from types import ModuleType
 
 from .. import errors
-from . import procfs, ptrace
-from .freeze import signal_to_return, thread_state, wait_stopped
+from . import procfs, ptrace, rseq
+from .freeze import STOP_TIMEOUT_SECONDS, signal_to_return, thread_state, wait_stopped
 
 
 def code_address(maps: list[procfs.Mapping], fallback: int) -> int:
@@ -34,14 +34,22 @@ class SyscallResult:
 
 
 def run(arch: ModuleType, tid: int, saved: bytes, at: int, code: bytes, number: int,
-        args: tuple[int, ...]) -> SyscallResult:
+        args: tuple[int, ...], timeout: float | None = STOP_TIMEOUT_SECONDS) -> SyscallResult:
     """Execute syscall *number* in stopped thread *tid*; restore it; return what it returned.
+
+    The thread gets its registers back, except that one stopped inside an rseq critical
+    section resumes at its abort handler, as after any preemption (see :mod:`.rseq`).
+
+    *timeout* bounds the wait for the call to come back (None: a call meant to block).
 
     With the clone trampoline, the new process is held stopped, made to die with
     us (PTRACE_O_EXITKILL) and given back the original bytes before this returns.
     """
     cloning = code == arch.CLONE_TRAP
     original = ptrace.read_words(tid, at, len(code))
+    ip = arch.instruction_pointer(saved)
+    resume_at = rseq.resume_address(tid, ip)
+    restored = saved if resume_at == ip else arch.with_instruction_pointer(saved, resume_at)
     trap_at = at + len(code)
     child: int | None = None
     signals: list[int] = []
@@ -52,7 +60,7 @@ def run(arch: ModuleType, tid: int, saved: bytes, at: int, code: bytes, number: 
         arch.write_registers(tid, arch.syscall_registers(saved, at, number, args))
         ptrace.cont(tid)
         while True:
-            status = wait_stopped(tid)
+            status = wait_stopped(tid, timeout)
             event = ptrace.stop_event(status)
             sig = os.WSTOPSIG(status)
             if event == ptrace.PTRACE_EVENT_CLONE:
@@ -77,7 +85,7 @@ def run(arch: ModuleType, tid: int, saved: bytes, at: int, code: bytes, number: 
         raise
     finally:
         ptrace.write_bytes(tid, at, original)
-        arch.write_registers(tid, saved)
+        arch.write_registers(tid, restored)
         if cloning:
             ptrace.set_options(tid, 0)
 
