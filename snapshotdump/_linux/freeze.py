@@ -12,13 +12,16 @@ from . import procfs, ptrace
 STOP_TIMEOUT_SECONDS = 10.0
 
 
-def wait_stopped(tid: int, timeout: float = STOP_TIMEOUT_SECONDS) -> int:
-    """Wait until *tid* reports a stop; the raw status.  Raises if it exits or never stops."""
-    deadline = time.monotonic() + timeout
+def wait_stopped(tid: int, timeout: float | None = STOP_TIMEOUT_SECONDS) -> int:
+    """Wait until *tid* reports a stop; the raw status.  Raises if it exits or never stops.
+
+    With *timeout* None, block for as long as it takes (a call that is meant to be long).
+    """
+    deadline = time.monotonic() + (timeout or 0.0)
     spins = 0
     while True:
         try:
-            waited, status = os.waitpid(tid, ptrace.WALL | os.WNOHANG)
+            waited, status = os.waitpid(tid, ptrace.WALL | (0 if timeout is None else os.WNOHANG))
         except ChildProcessError:
             raise errors.TargetExitedError(
                 f"thread {tid} exited while it was being stopped", errno=3,
@@ -30,7 +33,7 @@ def wait_stopped(tid: int, timeout: float = STOP_TIMEOUT_SECONDS) -> int:
                 f"thread {tid} exited while it was being stopped", errno=3, function="waitpid",
                 pid=tid)
         spins += 1
-        if time.monotonic() > deadline:
+        if timeout is not None and time.monotonic() > deadline:
             raise errors.SnapshotError(
                 f"thread {tid} did not stop within {timeout:.0f} s (uninterruptible sleep, "
                 "state D?); nothing was captured", function="waitpid", pid=tid)

@@ -1,4 +1,4 @@
-"""ptrace(2) and prctl(2) through cffi, with errno turned into exceptions in one place."""
+"""ptrace(2), prctl(2) and pidfd_getfd(2) through cffi; errno becomes an exception in one place."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ PTRACE_GETREGSET = 0x4204
 PTRACE_SETREGSET = 0x4205
 PTRACE_SEIZE = 0x4206
 PTRACE_INTERRUPT = 0x4207
+PTRACE_GET_RSEQ_CONFIGURATION = 0x420F
 
 PTRACE_O_TRACECLONE = 0x00000008
 PTRACE_O_EXITKILL = 0x00100000
@@ -35,6 +36,7 @@ NT_X86_XSTATE = 0x202
 WALL = 0x40000000  # __WALL: wait for threads and clone children alike
 
 PR_SET_PTRACER = 0x59616D61
+SYS_PIDFD_GETFD = 438  # one number on every architecture
 XSTATE_BUFFER = 16384
 
 
@@ -172,3 +174,29 @@ def allow_tracer(pid: int) -> None:
     """Let *pid* trace us under Yama ptrace_scope=1 (it is our child, not our ancestor)."""
     ffi_, libc = _lib()
     libc.prctl(ffi_.cast("int", PR_SET_PTRACER), ffi_.cast("unsigned long", pid))
+
+
+def pidfd_getfd(pidfd: int, fd: int) -> int:
+    """A copy of the tracee's *fd* in this process (ptrace access rules, Linux 5.6+)."""
+    ffi_, libc = _lib()
+    ffi_.errno = 0
+    result = int(libc.syscall(ffi_.cast("long", SYS_PIDFD_GETFD), ffi_.cast("int", pidfd),
+                              ffi_.cast("int", fd), ffi_.cast("unsigned int", 0)))
+    if result < 0:
+        raise errors.from_errno(ffi_.errno, "pidfd_getfd")
+    return result
+
+
+def rseq_area(tid: int) -> tuple[int, int] | None:
+    """(address, size) of the rseq area *tid* registered; None without one (or before 5.13)."""
+    ffi_ = ffi()
+    out = ffi_.new("char[]", 32)  # struct ptrace_rseq_configuration: u64, u32, u32, u32, u32
+    try:
+        _call(PTRACE_GET_RSEQ_CONFIGURATION, tid, 32, out, "ptrace(PTRACE_GET_RSEQ_CONFIGURATION)")
+    except errors.SnapshotError:
+        return None
+    raw = bytes(ffi_.buffer(out, 16))
+    address = int.from_bytes(raw[:8], "little")
+    if not address:
+        return None
+    return address, int.from_bytes(raw[8:12], "little")

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .. import _dest, errors
 from ..callbacks import DumpCallback
@@ -26,11 +27,18 @@ from ..snapshot import (
     ThreadInfo,
     UserStream,
 )
-from . import channel, procfs
+from . import channel, clone_stream, procfs
 from .capture_data import CaptureData
+
+if TYPE_CHECKING:
+    from ..minidump.file import DumpFile
 
 HELPER_EXIT_TIMEOUT = 30.0
 _PACKAGE_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
+
+
+class HelperExitedError(errors.SnapshotError):
+    """The tracer helper is gone (and with it the snapshot it held)."""
 
 
 class Helper:
@@ -53,14 +61,38 @@ class Helper:
         finally:
             theirs.close()
         self.sock = ours
+        self._owed = 0  # answers to requests whose wait was interrupted, still to be read
 
     def request(self, message: tuple[object, ...]) -> tuple[object, list[int]]:
+        while self._owed:  # a wait for an answer was interrupted: that answer comes first
+            try:
+                _payload, fds = self._answer()
+            except (errors.SnapshotError, channel.MessageDropped) as exc:
+                if isinstance(exc, HelperExitedError):
+                    raise
+            else:
+                for fd in fds:
+                    os.close(fd)
+        self._owed += 1
         channel.send(self.sock, message)
+        return self._answer()
+
+    def _answer(self) -> tuple[object, list[int]]:
+        try:
+            answer = self.reply()
+        except (errors.SnapshotError, channel.MessageDropped):
+            self._owed -= 1  # an answer was read all the same
+            raise
+        self._owed -= 1
+        return answer
+
+    def reply(self) -> tuple[object, list[int]]:
+        """The helper's next answer (payload, fds); its error re-raised here."""
         try:
             (status, payload), fds = channel.receive(self.sock)
         except EOFError:
             code = self.process.wait()
-            raise errors.SnapshotError(
+            raise HelperExitedError(
                 f"the tracer helper exited unexpectedly (status {code})",
                 function="capture") from None
         if status == "error":
@@ -156,7 +188,8 @@ class LinuxSnapshot(Snapshot):
 
         try:
             size, threads, modules = linux_writer.write(
-                out.fd, self._data, self._mem_fd, dump_type, exception, user_streams, callback)
+                out.fd, self._data, self._mem_fd, dump_type, exception, user_streams, callback,
+                self._stream_from_clone if self._data.cloned else None)
         except OSError as exc:
             if not isinstance(exc, errors.SnapshotError) and self._frozen_target_died():
                 raise self._exited_error(exc.errno) from exc
@@ -166,6 +199,10 @@ class LinuxSnapshot(Snapshot):
             raise self._exited_error(3)
         out.size = size
         return threads, modules
+
+    def _stream_from_clone(self, out: DumpFile, jobs: Sequence[tuple[int, int, int]]) -> bool:
+        """Have the clone write its own memory into the dump; False if it cannot here."""
+        return clone_stream.receive(self._helper, out, jobs) is None
 
     def _frozen_target_died(self) -> bool:
         """Only a frozen dump reads the target itself; a clone holds its own memory."""

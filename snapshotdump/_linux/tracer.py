@@ -19,7 +19,7 @@ from types import ModuleType
 
 from .. import errors
 from . import arch as arch_module
-from . import channel, inject, procfs, ptrace
+from . import channel, clone_stream, inject, procfs, ptrace
 from .capture_data import CaptureData, ThreadState
 from .freeze import Freezer
 
@@ -33,6 +33,7 @@ class Session:
         self.freezer = Freezer(pid)
         self.clone: int | None = None
         self.clone_in_target: int | None = None
+        self.code_at = 0  # where calls are injected into the clone (the vDSO's header)
 
     def capture(self, want_clone: bool, live_fallback: bool) -> tuple[CaptureData, int]:
         status_fields = procfs.check_target(self.pid)
@@ -142,6 +143,7 @@ class Session:
             return f"clone() in the target failed: {os.strerror(-result.value)}"
         self.clone = result.child
         self.clone_in_target = result.value
+        self.code_at = at
         return None
 
     def release(self) -> None:
@@ -182,6 +184,16 @@ def serve(sock: socket.socket) -> None:
                     channel.send(sock, ("ok", data), [mem_fd])
                 finally:
                     os.close(mem_fd)
+            elif command == "stream":
+                if session is None:
+                    channel.send(sock, ("ok", "nothing is captured"))
+                else:
+                    try:
+                        clone_stream.serve(session, message[1], sock)
+                    except (EOFError, ConnectionError):
+                        return
+            elif command in ("free", "abort"):
+                pass  # slots handed back, or a stop that came after the last piece
             elif command == "release":
                 # The helper stays for the dumper's next capture; EOF ends it.
                 if session is not None:

@@ -15,8 +15,12 @@ PROCESSOR_ARCHITECTURE = 9  # PROCESSOR_ARCHITECTURE_AMD64
 REGS_SIZE = 27 * 8  # struct user_regs_struct
 FPREGS_SIZE = 512  # struct user_fpregs_struct (the FXSAVE area)
 
+SYS_CLOSE = 3
+SYS_MMAP = 9
+SYS_MUNMAP = 11
 SYS_CLONE = 56
 SYS_WAIT4 = 61
+SYS_MEMFD_CREATE = 319
 NO_SYSCALL = 0xFFFFFFFFFFFFFFFF  # orig_rax = -1: the kernel's restart logic leaves the thread alone
 
 # CONTEXT_AMD64 | CONTROL | INTEGER | SEGMENTS | FLOATING_POINT
@@ -67,6 +71,35 @@ def syscall_registers(saved: bytes, at: int, number: int, args: tuple[int, ...])
     regs.orig_rax = NO_SYSCALL
     for name, value in zip(("rdi", "rsi", "rdx", "r10", "r8", "r9"), args, strict=False):
         setattr(regs, name, value & 0xFFFFFFFFFFFFFFFF)
+    return as_bytes(regs)
+
+
+# rep movsb; int3 -- a memory copy run by the clone itself: no system call, no pinned pages.
+COPY_TRAP = bytes.fromhex("f3a4" "cc")
+_DIRECTION_FLAG = 1 << 10
+
+
+def copy_registers(saved: bytes, at: int, source: int, destination: int, length: int) -> bytes:
+    """*saved* set up to run COPY_TRAP at *at*: *length* bytes from *source* to *destination*."""
+    regs = registers(saved)
+    regs.rip = at
+    regs.rsi = source
+    regs.rdi = destination
+    regs.rcx = length
+    regs.eflags &= ~_DIRECTION_FLAG
+    regs.orig_rax = NO_SYSCALL
+    return as_bytes(regs)
+
+
+def copy_progress(raw: bytes) -> tuple[int, int]:
+    """(next source address, bytes still to copy) of a COPY_TRAP that stopped part way."""
+    regs = registers(raw)
+    return int(regs.rsi), int(regs.rcx)
+
+
+def with_instruction_pointer(raw: bytes, ip: int) -> bytes:
+    regs = registers(raw)
+    regs.rip = ip
     return as_bytes(regs)
 
 

@@ -29,16 +29,19 @@ from . import (
 )
 from .file import DumpFile, Location
 from .format import StreamType
-from .memory import MemoryReader
+from .memory import BulkCopy, MemoryReader
 from .plan import DumpPlan, make_plan
 
 
 def write(fd: int, data: CaptureData, mem_fd: int, dump_type: MiniDumpType,
           exception_info: ExceptionInfo | None, user_streams: Sequence[UserStream],
-          callback: DumpCallback | None) -> tuple[int, int, int]:
-    """Write the dump to *fd*; return (file size, threads written, modules written)."""
+          callback: DumpCallback | None, bulk: BulkCopy | None = None) -> tuple[int, int, int]:
+    """Write the dump to *fd*; return (file size, threads written, modules written).
+
+    *bulk*, when given, is offered a full dump's memory first (see MemoryReader.copy_all).
+    """
     arch = arch_module.current()
-    reader = MemoryReader(mem_fd)
+    reader = MemoryReader(mem_fd, bulk)
     plan = make_plan(data, reader, dump_type, callback, arch)
     blocks: dict[tuple[int, int], int] = {}
     contexts: dict[int, Location] = {}

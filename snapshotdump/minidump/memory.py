@@ -6,6 +6,7 @@ import errno
 import os
 import queue
 import threading
+from collections.abc import Callable, Sequence
 
 from .file import DumpFile
 
@@ -16,11 +17,16 @@ _UNREADABLE = (errno.EIO, errno.EFAULT, errno.ENOMEM, errno.EPERM, errno.EACCES,
                errno.ESRCH)
 
 
+# Copies (address, size, file offset) jobs into the dump some faster way; False if it can't.
+BulkCopy = Callable[[DumpFile, Sequence[tuple[int, int, int]]], bool]
+
+
 class MemoryReader:
     """Reads /proc/PID/mem through one reusable buffer: memory use never grows with the target."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, bulk: BulkCopy | None = None) -> None:
         self.fd = fd
+        self.bulk = bulk
         self._buffer = bytearray(CHUNK)
 
     def read(self, address: int, size: int) -> bytes | None:
@@ -60,12 +66,14 @@ class MemoryReader:
             return len(view), self._read_pagewise(view, address)
         return got, got
 
-    def copy_all(self, out: DumpFile, jobs: list[tuple[int, int, int]]) -> int:
-        """copy() each (address, size, file offset), reading and writing at the same time.
+    def copy_all(self, out: DumpFile, jobs: list[tuple[int, int, int]]) -> None:
+        """copy() each (address, size, file offset): through *bulk* if it can, else here.
 
-        Reading /proc/PID/mem and writing the dump cost about the same, so a writer thread
-        drains a small ring of buffers while this thread fills the next one.
+        Here, reading /proc/PID/mem and writing the dump cost about the same, so a writer
+        thread drains a small ring of buffers while this thread fills the next one.
         """
+        if self.bulk is not None and self.bulk(out, jobs):
+            return
         free: queue.Queue[bytearray] = queue.Queue()
         for _ in range(PIPELINE_BUFFERS):
             free.put(bytearray(CHUNK))
@@ -84,23 +92,20 @@ class MemoryReader:
 
         thread = threading.Thread(target=writer, name="snapshotdump-writer", daemon=True)
         thread.start()
-        read_total = 0
         try:
             for address, size, offset in jobs:
                 done = 0
                 while done < size and not failure:
                     buffer = free.get()
-                    chunk, got = self._fill(memoryview(buffer)[:min(CHUNK, size - done)],
-                                            address + done)
+                    chunk, _got = self._fill(memoryview(buffer)[:min(CHUNK, size - done)],
+                                             address + done)
                     full.put((buffer, chunk, offset + done))
                     done += chunk
-                    read_total += got
         finally:
             full.put(None)
             thread.join()
         if failure:
             raise failure[0]
-        return read_total
 
     def _read_into(self, view: memoryview, address: int) -> int:
         try:
