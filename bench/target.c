@@ -37,8 +37,9 @@ static void *ticker(void *arg) {
 int main(int argc, char **argv) {
     size_t mib = argc > 1 ? strtoul(argv[1], NULL, 10) : 64;
     char *memory = malloc(mib << 20);
-    for (size_t i = 0; i < (mib << 20); i += 4096)
-        memory[i] = (char)i;  /* every page resident and private */
+    /* every page resident, private and holding data (no page is all zeros) */
+    for (size_t i = 0; i < (mib << 20); i += sizeof(size_t))
+        *(size_t *)(memory + i) = i * 2654435761u + 1;
     pthread_t t;
     pthread_create(&t, NULL, ticker, NULL);
     printf("READY %d\n", getpid());

@@ -22,9 +22,10 @@ LLDB_ENV = {**os.environ, "PYTHONPATH": "/usr/lib/llvm-14/lib/python3.11/dist-pa
 class Target:
     """A running target process; it is always killed at the end, never left stopped."""
 
-    def __init__(self, argv: list[str]) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
         self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        text=True, bufsize=1)
+                                        text=True, bufsize=1,
+                                        env=None if env is None else {**os.environ, **env})
         assert self.process.stdout is not None
         ready = self.process.stdout.readline().split()
         assert ready and ready[0] == "READY", ready
@@ -52,6 +53,11 @@ class Target:
         words = self.line().split()
         assert words[0] == "TICKS", words
         return int(words[1]), int(words[2])
+
+    def reset_ticker(self) -> None:
+        """Forget the ticker's longest gap so far."""
+        self.command("r")
+        assert self.line() == "OK"
 
     def status(self) -> dict[str, str]:
         fields = {}
@@ -110,9 +116,9 @@ class Target:
 
 
 @contextlib.contextmanager
-def running(argv: list[str]) -> Iterator[Target]:
+def running(argv: list[str], env: dict[str, str] | None = None) -> Iterator[Target]:
     """A target for the length of a test: checked untouched at the end, always killed."""
-    process = Target(argv)
+    process = Target(argv, env)
     try:
         yield process
         process.assert_untouched()

@@ -3,19 +3,25 @@
  * pthread_cond_wait, plus a ticker that counts and records its longest gap.
  * It prints one line, "READY pid marker_address pipe_write_fd", then serves
  * commands on stdin:
- *   t        -> "TICKS n maxgap_us"
+ *   t        -> "TICKS n held_us": ticks so far, and the ticker's longest gap less its
+ *               CPU waits (its sleep plus the longest time it was held stopped)
+ *   r        -> resets held_us; prints "OK"
  *   p        -> writes "hello" to the pipe; the reader thread prints "PIPE n errno"
  *   c        -> signals the condition variable; the waiter prints "COND"
  *   k        -> "WORK batches corrupt": a worker redoes the same register-heavy computation
  *               and counts any batch whose result differs (registers or FPU state damaged)
  *   q        -> exits
+ * Environment: TARGET_WORKER adds the worker; TARGET_MIB=n holds n MiB of data resident;
+ * TARGET_TRUNCATED_MAP maps a one-page file over three pages (the last two read as SIGBUS).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,16 +93,34 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+/* Time this thread spent runnable but waiting for a CPU (schedstat's run_delay), in us. */
+static long run_delay_us(int fd) {
+    char text[96];
+    ssize_t n = pread(fd, text, sizeof text - 1, 0);
+    if (n <= 0)
+        return 0;
+    text[n] = 0;
+    unsigned long long on_cpu = 0, waited = 0;
+    sscanf(text, "%llu %llu", &on_cpu, &waited);
+    return (long)(waited / 1000);
+}
+
+/* The longest gap between ticks, less the time the ticker waited for a CPU: what is
+ * left is its own sleep plus any time it was held stopped.  On a 2-core machine with
+ * a busy worker, CPU waits would otherwise swamp a pause of a millisecond. */
 static void *ticker(void *arg) {
     (void)arg;
-    long last = now_us();
+    int schedstat = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+    long last = now_us(), last_delay = run_delay_us(schedstat);
     for (;;) {
         struct timespec ts = {0, 200000};
         nanosleep(&ts, NULL);
-        long now = now_us();
-        if (now - last > max_gap_us)
-            max_gap_us = now - last;
+        long now = now_us(), delay = run_delay_us(schedstat);
+        long held = (now - last) - (delay - last_delay);
+        if (held > max_gap_us)
+            max_gap_us = held;
         last = now;
+        last_delay = delay;
         ticks++;
     }
     return NULL;
@@ -121,6 +145,22 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < extra; i++)
         pthread_create(&t, NULL, sleeper, NULL);
+    if (getenv("TARGET_MIB")) {
+        size_t size = strtoul(getenv("TARGET_MIB"), NULL, 10) << 20;
+        unsigned long *data = malloc(size);
+        for (size_t i = 0; i < size / sizeof *data; i++)
+            data[i] = i * 2654435761u + 1;
+    }
+    if (getenv("TARGET_TRUNCATED_MAP")) {
+        long page = sysconf(_SC_PAGESIZE);
+        char *contents = malloc((size_t)page);
+        memset(contents, 'T', (size_t)page);
+        FILE *file = tmpfile();
+        if (!file || fwrite(contents, 1, (size_t)page, file) != (size_t)page || fflush(file) != 0)
+            return 3;
+        if (mmap(NULL, 3 * page, PROT_READ, MAP_PRIVATE, fileno(file), 0) == MAP_FAILED)
+            return 4;
+    }
     printf("READY %d %p %d\n", getpid(), (void *)marker, pipefd[1]);
     fflush(stdout);
     char line[64];
@@ -137,6 +177,9 @@ int main(int argc, char **argv) {
             pthread_cond_signal(&cond);
             pthread_mutex_unlock(&lock);
             continue;
+        } else if (line[0] == 'r') {
+            max_gap_us = 0;
+            printf("OK\n");
         } else if (line[0] == 'k') {
             printf("WORK %lu %lu\n", batches, corrupt);
         } else if (line[0] == 'q') {
