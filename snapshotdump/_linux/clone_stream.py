@@ -53,7 +53,6 @@ SLOT_SIZE = 2 << 20
 SLOTS = 4  # 8 MiB in all: both sides stay busy, and it stays in the CPU caches
 RED_ZONE = 128
 MFD_CLOEXEC = 1
-COPY_TIMEOUT_SECONDS = 120.0  # a slot of file-backed pages may have to come from disk
 
 Region = tuple[int, int]  # (start address, size)
 Job = tuple[int, int, int]  # (start address, size, file offset)
@@ -109,7 +108,9 @@ class _Clone:
             arch.write_registers(self.pid, arch.copy_registers(
                 self.saved, at, source, destination, length))
             ptrace.cont(self.pid)
-            status = wait_stopped(self.pid, COPY_TIMEOUT_SECONDS)
+            # A blocking wait: spinning would take a CPU from the copy or the dump's writes.
+            # (A page stuck on a dead NFS server would hang a /proc/PID/mem read alike.)
+            status = wait_stopped(self.pid, None)
             regs = arch.read_registers(self.pid)
             done = length - arch.copy_progress(regs)[1]
             source, destination, length = source + done, destination + done, length - done
@@ -296,8 +297,8 @@ def _write_pieces(helper: Helper, out: DumpFile, jobs: Sequence[Job], ring: mmap
         for start, size, offset in jobs:
             for address, length in pieces([(start, size)]):
                 slot = _filled_slot(helper.reply()[0], length)
-                out.write_at(offset + address - start,
-                             view[slot * slot_size:slot * slot_size + length])
+                out.write_memory_at(offset + address - start,
+                                    view[slot * slot_size:slot * slot_size + length])
                 channel.send(helper.sock, ("free", slot))
                 if interrupted:
                     raise errors.DumpCancelledError("the dump was interrupted (SIGINT)",
