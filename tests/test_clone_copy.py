@@ -149,3 +149,17 @@ def test_a_thread_stopped_in_an_rseq_critical_section_resumes_at_its_abort_handl
     finally:
         process.kill()
         process.wait()
+
+
+def test_memory_that_is_all_zeros_is_left_as_holes(c_target: Target,
+                                                  tmp_path: pathlib.Path) -> None:
+    """Its threads' 8 MiB stacks are mostly untouched: on disk they take no blocks."""
+    path = tmp_path / "full.dmp"
+    with snapshotdump.capture(c_target.pid) as snap:
+        result = snap.write_dump(path, FULL)
+    status = path.stat()
+    assert status.st_size == result.size
+    assert status.st_blocks * 512 < status.st_size // 2, (status.st_blocks, status.st_size)
+    obj2yaml(path)
+    reader = parse_with_minidump_package(path).get_reader()
+    assert reader.read(c_target.marker_address, len(c_target.marker)) == c_target.marker

@@ -7,6 +7,7 @@ memory is ever held in the dumper.
 from __future__ import annotations
 
 import os
+import stat
 from typing import Any
 
 from .format import SIGNATURE, VERSION, StreamType, ffi
@@ -20,11 +21,19 @@ class Location:
         self.size = size
 
 
+HOLE_BLOCK = 64 << 10  # memory blocks of zeros this size are left as holes
+_ZEROS = bytes(HOLE_BLOCK)
+
+
 class DumpFile:
     """Appends to *fd*; the header and a directory of *stream_count* entries come first."""
 
     def __init__(self, fd: int, stream_count: int, timestamp: int) -> None:
         self.fd = fd
+        status = os.fstat(fd)
+        self._regular = stat.S_ISREG(status.st_mode)
+        # Only past the file's end does a hole read back as zeros.
+        self._holes_from = status.st_size if self._regular else 0
         self._ffi = ffi()
         self.stream_count = stream_count
         self._directory_rva: int = self._ffi.sizeof("MINIDUMP_HEADER")
@@ -52,6 +61,29 @@ class DumpFile:
             written = os.pwrite(self.fd, view, offset)
             view = view[written:]
             offset += written
+
+    def write_memory_at(self, offset: int, data: memoryview) -> None:
+        """write_at, leaving 64 KiB blocks of zeros as holes.
+
+        Untouched stacks and heaps are mostly zeros; a hole costs neither a page of
+        cache nor a block of disk, and reads back as the same zeros.
+        """
+        run: int | None = None  # where the blocks still to be written begin
+        for position in range(0, len(data), HOLE_BLOCK):
+            block = data[position:position + HOLE_BLOCK]
+            if offset + position >= self._holes_from and _is_zeros(block):
+                if run is not None:
+                    self.write_at(offset + run, data[run:position])
+                    run = None
+            elif run is None:
+                run = position
+        if run is not None:
+            self.write_at(offset + run, data[run:])
+
+    def finish(self) -> None:
+        """Give the file its full size, should it end in a hole."""
+        if self._regular and os.fstat(self.fd).st_size < self.end:
+            os.ftruncate(self.fd, self.end)
 
     def align(self, boundary: int = 8) -> None:
         padding = -self.end % boundary
@@ -104,3 +136,9 @@ class DumpFile:
 
 
 __all__ = ["DumpFile", "Location", "StreamType"]
+
+
+def _is_zeros(block: memoryview) -> bool:
+    # The first bytes settle most blocks of data without copying the whole block.
+    head = block[:16].tobytes()
+    return head.count(0) == len(head) and block.tobytes() == _ZEROS[:len(block)]

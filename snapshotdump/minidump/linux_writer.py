@@ -79,6 +79,7 @@ def write(fd: int, data: CaptureData, mem_fd: int, dump_type: MiniDumpType,
     for stream_type, step in steps:
         location = step(out)
         out.add_stream(stream_type, location)
+    out.finish()
     return out.end, len(plan.threads), len(plan.modules)
 
 

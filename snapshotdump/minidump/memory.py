@@ -85,7 +85,7 @@ class MemoryReader:
                 buffer, length, offset = item
                 try:
                     if not failure:
-                        out.write_at(offset, memoryview(buffer)[:length])
+                        out.write_memory_at(offset, memoryview(buffer)[:length])
                 except BaseException as exc:  # handed to the reading thread below
                     failure.append(exc)
                 free.put(buffer)
