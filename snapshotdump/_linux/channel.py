@@ -78,7 +78,9 @@ def receive(sock: socket.socket) -> tuple[Any, list[int]]:
     Waiting may be interrupted (nothing is consumed then); reading a message may not.
     Ctrl-C during the read raises MessageDropped once the whole message is consumed.
     """
-    select.select([sock], [], [])
+    waiting = select.poll()  # not select(): the dumper may have more than 1024 fds open
+    waiting.register(sock, select.POLLIN)
+    waiting.poll()
     fds: list[int] = []
     try:
         with interrupts_held():
@@ -88,8 +90,10 @@ def receive(sock: socket.socket) -> tuple[Any, list[int]]:
             header = _exactly(sock, _HEADER.size, data)
             (length,) = _HEADER.unpack(header)
             message = pickle.loads(_exactly(sock, length))
-    except KeyboardInterrupt:
+    except BaseException as exc:
         for fd in fds:
             os.close(fd)
-        raise MessageDropped from None
+        if isinstance(exc, KeyboardInterrupt):
+            raise MessageDropped from None
+        raise
     return message, list(fds)

@@ -111,8 +111,7 @@ class _Clone:
             # A blocking wait: spinning would take a CPU from the copy or the dump's writes.
             # (A page stuck on a dead NFS server would hang a /proc/PID/mem read alike.)
             status = wait_stopped(self.pid, None)
-            regs = arch.read_registers(self.pid)
-            done = length - arch.copy_progress(regs)[1]
+            done = length - arch.copy_remaining(arch.read_registers(self.pid))
             source, destination, length = source + done, destination + done, length - done
             if ptrace.stop_event(status) == 0 and os.WSTOPSIG(status) in (signal.SIGSEGV,
                                                                           signal.SIGBUS):

@@ -91,10 +91,9 @@ def copy_registers(saved: bytes, at: int, source: int, destination: int, length:
     return as_bytes(regs)
 
 
-def copy_progress(raw: bytes) -> tuple[int, int]:
-    """(next source address, bytes still to copy) of a COPY_TRAP that stopped part way."""
-    regs = registers(raw)
-    return int(regs.rsi), int(regs.rcx)
+def copy_remaining(raw: bytes) -> int:
+    """Bytes a COPY_TRAP that stopped part way has still to copy."""
+    return int(registers(raw).rcx)
 
 
 def with_instruction_pointer(raw: bytes, ip: int) -> bytes:
