@@ -12,16 +12,30 @@ from . import procfs, ptrace
 STOP_TIMEOUT_SECONDS = 10.0
 
 
+_child_signals_blocked = False
+
+
+def block_child_signals() -> None:
+    """Hold SIGCHLD pending in this (single-threaded) tracer, so that waits can sleep on it.
+
+    A ptrace stop sends the tracer SIGCHLD.  Sleeping until it comes costs no CPU, where
+    spinning on waitpid would take the very CPU a tracee needs to reach its stop, and
+    the scheduler would let it wait a time slice (milliseconds of pause).
+    """
+    global _child_signals_blocked
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    _child_signals_blocked = True
+
+
 def wait_stopped(tid: int, timeout: float | None = STOP_TIMEOUT_SECONDS) -> int:
     """Wait until *tid* reports a stop; the raw status.  Raises if it exits or never stops.
 
-    With *timeout* None, block for as long as it takes (a call that is meant to be long).
+    With *timeout* None, wait for as long as it takes (a call that is meant to be long).
     """
-    deadline = time.monotonic() + (timeout or 0.0)
-    spins = 0
+    deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         try:
-            waited, status = os.waitpid(tid, ptrace.WALL | (0 if timeout is None else os.WNOHANG))
+            waited, status = os.waitpid(tid, ptrace.WALL | os.WNOHANG)
         except ChildProcessError:
             raise errors.TargetExitedError(
                 f"thread {tid} exited while it was being stopped", errno=3,
@@ -32,14 +46,16 @@ def wait_stopped(tid: int, timeout: float | None = STOP_TIMEOUT_SECONDS) -> int:
             raise errors.TargetExitedError(
                 f"thread {tid} exited while it was being stopped", errno=3, function="waitpid",
                 pid=tid)
-        spins += 1
-        if timeout is not None and time.monotonic() > deadline:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
             raise errors.SnapshotError(
                 f"thread {tid} did not stop within {timeout:.0f} s (uninterruptible sleep, "
                 "state D?); nothing was captured", function="waitpid", pid=tid)
-        # Stops take microseconds: spin first, then back off so a stuck thread costs no CPU.
-        if spins > 2000:
-            time.sleep(0.0005)
+        if _child_signals_blocked:
+            # Any stop or exit of any tracee wakes us; the waitpid above tells whose.
+            signal.sigtimedwait({signal.SIGCHLD}, 60.0 if left is None else left)
+        else:
+            time.sleep(0.0002)
 
 
 def thread_state(pid: int, tid: int) -> str:

@@ -19,7 +19,7 @@ from types import ModuleType
 
 from .. import errors
 from . import arch as arch_module
-from . import channel, clone_stream, inject, procfs, ptrace
+from . import channel, clone_stream, freeze, inject, procfs, ptrace
 from .capture_data import CaptureData, ThreadState
 from .freeze import Freezer
 
@@ -217,6 +217,7 @@ def main() -> None:
     # Ctrl-C in the dumper's terminal must not stop the helper halfway through a clone.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    freeze.block_child_signals()
     with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as f:
         f.write("-1000")
     sock = socket.socket(fileno=int(sys.argv[1]))
