@@ -40,6 +40,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
+from ..minidump.memory import MemoryReader
 from . import channel, inject, ptrace
 from .freeze import wait_stopped
 
@@ -128,16 +129,14 @@ class _Filler:
 
     def __init__(self, pid: int, ring: mmap.mmap, ring_in_clone: int) -> None:
         self.fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
+        self.reader = MemoryReader(self.fd)
         self.ring = ring
         self.base = ring_in_clone
 
     def __call__(self, source: int, destination: int, size: int) -> None:
-        try:
-            data = os.pread(self.fd, size, source)
-        except OSError:
-            data = b""
         offset = destination - self.base
-        self.ring[offset:offset + size] = data + bytes(size - len(data))
+        with memoryview(self.ring) as ring:
+            self.reader.read_pagewise(ring[offset:offset + size], source)
 
     def close(self) -> None:
         os.close(self.fd)

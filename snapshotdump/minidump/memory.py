@@ -63,7 +63,7 @@ class MemoryReader:
         """
         got = self._read_into(view, address)
         if got <= 0:
-            return len(view), self._read_pagewise(view, address)
+            return len(view), self.read_pagewise(view, address)
         return got, got
 
     def copy_all(self, out: DumpFile, jobs: list[tuple[int, int, int]]) -> None:
@@ -115,7 +115,9 @@ class MemoryReader:
                 return -1
             raise
 
-    def _read_pagewise(self, view: memoryview, address: int) -> int:
+    def read_pagewise(self, view: memoryview, address: int) -> int:
+        """Fill *view* from *address* a page at a time, unreadable pages as zeros; the
+        number of bytes really read."""
         size = len(view)
         position = 0
         total = 0
