@@ -184,10 +184,10 @@ class LinuxSnapshot(Snapshot):
         self, out: _dest.Output, dump_type: MiniDumpType, exception: ExceptionInfo | None,
         user_streams: Sequence[UserStream], callback: DumpCallback | None,
     ) -> tuple[int | None, int | None]:
-        from ..minidump import linux_writer
+        from .dump import writer
 
         try:
-            size, threads, modules = linux_writer.write(
+            size, threads, modules = writer.write(
                 out.fd, self._data, self._mem_fd, dump_type, exception, user_streams, callback,
                 self._stream_from_clone if self._data.cloned else None)
         except OSError as exc:
@@ -260,7 +260,7 @@ class LinuxSnapshot(Snapshot):
 
     def handles(self) -> list[HandleInfo]:
         self._check_open()
-        from ..minidump.handle_data import fd_type
+        from .dump.handle_data import fd_type
 
         return [HandleInfo(handle=fd, type_name=fd_type(target), object_name=target)
                 for fd, target in self._data.fds]

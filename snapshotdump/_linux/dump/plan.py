@@ -6,12 +6,12 @@ import dataclasses
 import struct
 from types import ModuleType
 
-from .._linux.capture_data import CaptureData, ThreadState
-from .._linux.procfs import Mapping, parse_maps
-from ..callbacks import CallbackEvent, DumpCallback, ask
-from ..flags import CallbackType, MiniDumpType, ModuleWriteFlags, ThreadWriteFlags
-from . import elf
-from .memory import MemoryReader, merge
+from ...callbacks import CallbackEvent, DumpCallback, ask
+from ...flags import CallbackType, MiniDumpType, ModuleWriteFlags, ThreadWriteFlags
+from ...minidump import elf
+from ...minidump.memory import MemoryReader, merge
+from ..capture_data import CaptureData, ThreadState
+from ..procfs import Mapping, parse_maps
 
 RED_ZONE = 128
 MAX_STACK = 4 << 20

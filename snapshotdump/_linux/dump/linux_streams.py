@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .. import flags
-from . import elf
-from .file import DumpFile, Location
-from .format import StreamType
+from ... import flags
+from ...minidump import elf
+from ...minidump.file import DumpFile, Location
+from ...minidump.format import StreamType
 from .plan import DumpPlan
 
 

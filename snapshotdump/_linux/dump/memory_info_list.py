@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .file import DumpFile, Location
-from .format import MEM_COMMIT, MEM_IMAGE, MEM_MAPPED, MEM_PRIVATE, protection
+from ...minidump.file import DumpFile, Location
+from ...minidump.format import MEM_COMMIT, MEM_IMAGE, MEM_MAPPED, MEM_PRIVATE, protection
 from .plan import DumpPlan
 
 

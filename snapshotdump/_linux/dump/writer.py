@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .._linux import arch as arch_module
-from .._linux.capture_data import CaptureData
-from ..callbacks import DumpCallback
-from ..flags import MiniDumpType
-from ..snapshot import ExceptionInfo, UserStream
+from ...callbacks import DumpCallback
+from ...flags import MiniDumpType
+from ...minidump import exception
+from ...minidump.file import DumpFile, Location
+from ...minidump.format import StreamType
+from ...minidump.memory import BulkCopy, MemoryReader
+from ...snapshot import ExceptionInfo, UserStream
+from .. import arch as arch_module
+from ..capture_data import CaptureData
 from . import (
-    exception,
     handle_data,
     linux_streams,
     memory_info_list,
@@ -27,9 +30,6 @@ from . import (
     thread_list,
     thread_names,
 )
-from .file import DumpFile, Location
-from .format import StreamType
-from .memory import BulkCopy, MemoryReader
 from .plan import DumpPlan, make_plan
 
 

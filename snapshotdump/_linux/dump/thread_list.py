@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .file import DumpFile, Location
+from ...minidump.file import DumpFile, Location
 from .plan import DumpPlan
 
 

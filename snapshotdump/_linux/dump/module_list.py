@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..flags import ModuleWriteFlags
-from .file import DumpFile, Location
-from .format import MD_CV_SIGNATURE_ELF
+from ...flags import ModuleWriteFlags
+from ...minidump.file import DumpFile, Location
+from ...minidump.format import MD_CV_SIGNATURE_ELF
 from .plan import DumpPlan
 
 

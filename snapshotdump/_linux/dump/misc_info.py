@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .file import DumpFile, Location
-from .format import MISC1_PROCESS_ID, MISC1_PROCESS_TIMES
+from ...minidump.file import DumpFile, Location
+from ...minidump.format import MISC1_PROCESS_ID, MISC1_PROCESS_TIMES
 from .plan import DumpPlan
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from .file import DumpFile, Location
-from .format import PLATFORM_LINUX
+from ...minidump.file import DumpFile, Location
+from ...minidump.format import PLATFORM_LINUX
 from .plan import DumpPlan
 
 

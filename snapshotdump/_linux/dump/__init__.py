@@ -1,0 +1,1 @@
+"""The Linux dump writer: a plan of what a dump holds, then one module per stream."""
