@@ -40,6 +40,7 @@ typedef struct _TOKEN_PRIVILEGES {
 } TOKEN_PRIVILEGES;
 
 /* kernel32.dll */
+void * WINAPI LoadLibraryExW(LPCWSTR lpLibFileName, HANDLE hFile, DWORD dwFlags);
 HANDLE WINAPI OpenProcess(DWORD dwDesiredAccess, BOOL bInheritHandle, DWORD dwProcessId);
 BOOL   WINAPI CloseHandle(HANDLE hObject);
 DWORD  WINAPI GetLastError(void);

@@ -98,6 +98,14 @@ def image_path(handle: Any) -> str | None:
     return str(ffi.string(buffer, size[0]))
 
 
+def is_wow64(process: Any) -> bool:
+    """True if *process* is a 32-bit process on 64-bit Windows; False if unsure."""
+    flag = libs.ffi().new("BOOL *")
+    if not libs.LIBRARIES.kernel32.IsWow64Process(process, flag):
+        return False
+    return bool(flag[0])
+
+
 def handle_count(handle: Any) -> int:
     ffi = libs.ffi()
     count = ffi.new("DWORD *")
