@@ -206,8 +206,9 @@ class FakeKernel32:
         if self.capture_error:
             return self.capture_error
         clone = self.new_handle("clone", entry.pid) if flags & CAPTURE_VA_CLONE else None
-        self.snapshots[HPSS_VALUE] = Snapshot(entry.pid, flags, clone)
-        out[0] = ffi.cast("HPSS", HPSS_VALUE)
+        number = HPSS_VALUE + 0x10 * len(self.snapshots)
+        self.snapshots[number] = Snapshot(entry.pid, flags, clone)
+        out[0] = ffi.cast("HPSS", number)
         return 0
 
     def snapshot(self, handle: Any, function: str) -> Snapshot | None:
@@ -485,7 +486,7 @@ class FakeDbgHelp:
             # out, and unless the callback returns TRUE with Continue TRUE, MiniDumpWriteDump
             # fails.
             for _pass in range(2):
-                def fill(i: Any, o: Any) -> None:
+                def fill(i: Any, o: Any, base: int = base, size: int = size) -> None:
                     o.VmRegion.BaseAddress = base
                     o.VmRegion.RegionSize = size
 
