@@ -94,6 +94,9 @@ class FakeKernel32:
         self.snapshots: dict[int, Snapshot] = {}
         self.markers: set[int] = set()
         self.thread_entries = 2
+        self.files: dict[int, int] = {}  # HANDLE value -> fd, from FakeLibraries.os_handle
+        self.reopened: dict[int, int] = {}  # handle from ReOpenFile -> fd
+        self.local: dict[int, Any] = {}  # LocalAlloc'd memory the caller must LocalFree
         self._next = 0x1000
         self._keep: list[Any] = []
 
@@ -186,6 +189,21 @@ class FakeKernel32:
             return 0
         result[0] = 1 if entry.pid == WOW64_PID else 0
         return 1
+
+    def _ReOpenFile(self, file: Any, access: int, share: int, flags: int) -> Any:
+        self.calls.append(("ReOpenFile", value(file), access))
+        fd = self.files.get(value(file))
+        if fd is None:
+            self.last_error = ERROR_INVALID_HANDLE
+            return ffi.cast("HANDLE", -1)
+        handle = self.new_handle("file", 0, access)
+        self.reopened[handle] = fd
+        return ffi.cast("HANDLE", handle)
+
+    def _LocalFree(self, memory: Any) -> Any:
+        if self.local.pop(value(memory), None) is None:
+            self.violations.append(f"LocalFree(0x{value(memory):x}) of memory not LocalAlloc'd")
+        return ffi.NULL
 
     def _QueryFullProcessImageNameW(self, handle: Any, flags: int, buffer: Any, size: Any) -> int:
         path = "C:\\fake\\target.exe"
@@ -318,6 +336,33 @@ class FakeAdvapi32:
         # It succeeds without assigning a privilege the token lacks (ERROR_NOT_ALL_ASSIGNED).
         self.kernel32.last_error = 0 if self.holds_debug_privilege else 1300
         return 1
+
+
+    # SetSecurityInfo: the handle needs WRITE_DAC to change a DACL.
+    def ConvertStringSecurityDescriptorToSecurityDescriptorW(self, sddl: str, revision: int,
+                                                              out: Any, size: Any) -> int:
+        self.calls.append(("ConvertStringSecurityDescriptorToSecurityDescriptorW", sddl))
+        memory = ffi.new("char[]", 64)
+        self.kernel32.local[value(ffi.cast("void *", memory))] = (memory, sddl)
+        out[0] = memory
+        return 1
+
+    def GetSecurityDescriptorDacl(self, descriptor: Any, present: Any, dacl: Any,
+                                  defaulted: Any) -> int:
+        present[0], dacl[0], defaulted[0] = 1, descriptor, 0
+        return 1
+
+    def SetSecurityInfo(self, handle: Any, object_type: int, information: int, owner: Any,
+                        group: Any, dacl: Any, sacl: Any) -> int:
+        entry = self.kernel32.handles.get(value(handle))
+        if entry is None or entry.kind != "file":
+            return ERROR_INVALID_HANDLE
+        if not entry.access & 0x00040000:  # WRITE_DAC
+            return ERROR_ACCESS_DENIED
+        _memory, sddl = self.kernel32.local[value(dacl)]
+        self.calls.append(("SetSecurityInfo", self.kernel32.reopened[value(handle)], sddl,
+                           information))
+        return 0
 
 
 class DumpFailed(Exception):
@@ -539,8 +584,8 @@ class FakeLibraries:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
         self.violations: list[str] = []
-        self.files: dict[int, int] = {}
         self.kernel32 = FakeKernel32(self.calls, self.violations)
+        self.files = self.kernel32.files
         self.advapi32 = FakeAdvapi32(self.calls, self.kernel32)
         self.dbghelp = FakeDbgHelp(self.calls, self.kernel32, self.files, self.violations)
 
@@ -560,4 +605,5 @@ class FakeLibraries:
         assert not self.kernel32.handles, \
             f"handles left open: {[(hex(k), h.kind) for k, h in self.kernel32.handles.items()]}"
         assert not self.kernel32.markers, "a walk marker was never freed"
+        assert not self.kernel32.local, "LocalAlloc'd memory was never LocalFree'd"
         assert all(s.freed for s in self.kernel32.snapshots.values()), "a snapshot was not freed"

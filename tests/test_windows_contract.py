@@ -325,3 +325,16 @@ def test_backend_is_chosen_from_the_platform_alone() -> None:
 def test_process_handle_is_refused_off_windows() -> None:
     with pytest.raises(TypeError, match="only on Windows"):
         snapshotdump.capture(snapshotdump.ProcessHandle(0x40))
+
+
+def test_a_dump_file_gets_an_owner_only_dacl_before_any_data(
+        windows_fakes: FakeLibraries, tmp_path: pathlib.Path) -> None:
+    with snapshotdump.capture(PID) as snap:
+        snap.write_dump(tmp_path / "a.dmp")
+        with open(tmp_path / "mine.dmp", "wb") as mine:
+            snap.write_dump(mine)
+    names = windows_fakes.names()
+    dacls = [call for call in windows_fakes.calls if call[0] == "SetSecurityInfo"]
+    assert len(dacls) == 1  # the path; a file object the caller opened keeps its ACL
+    assert dacls[0][2] == "D:P(A;;FA;;;OW)" and dacls[0][3] == 0x80000004
+    assert names.index("SetSecurityInfo") < names.index("MiniDumpWriteDump")

@@ -125,6 +125,8 @@ class WindowsSnapshot(Snapshot):
                 "Capture with VA_CLONE (the CLI: drop --no-clone)",
                 function="MiniDumpWriteDump", pid=self.pid)
         self._written.value = None
+        # A file the library creates gets an owner-only DACL; a file object stays the caller's.
+        self._written.private = isinstance(dest, (str, os.PathLike))
         result = super().write_dump(dest, dump_type, exception=exception,
                                     user_streams=user_streams, callback=callback,
                                     overwrite=overwrite)
@@ -138,10 +140,13 @@ class WindowsSnapshot(Snapshot):
         self, out: _dest.Output, dump_type: MiniDumpType, exception: ExceptionInfo | None,
         user_streams: Sequence[UserStream], callback: DumpCallback | None,
     ) -> tuple[int | None, int | None]:
+        file = libs.LIBRARIES.os_handle(out.fd)
+        if getattr(self._written, "private", False):
+            win32.make_private(file)  # before a byte of the target's memory is written
         with self._in_use():
             source = self._hpss if self._hpss is not None else self._process
             written = dbghelp.write_dump(
-                libs.LIBRARIES.os_handle(out.fd), out.fd, source, self._process, self.pid,
+                file, out.fd, source, self._process, self.pid,
                 int(dump_type), from_snapshot=self._hpss is not None, exception=exception,
                 user_streams=user_streams, callback=callback)
         self._written.value = written
