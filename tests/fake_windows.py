@@ -28,6 +28,7 @@ from snapshotdump.errors import (
 )
 
 ffi = load("windows")
+ERROR_BAD_LENGTH = 24
 
 DOCS = "https://learn.microsoft.com/windows/win32/api/"
 MINIDUMPWRITEDUMP = DOCS + "minidumpapiset/nf-minidumpapiset-minidumpwritedump"
@@ -35,6 +36,7 @@ CALLBACK_TYPE = DOCS + "minidumpapiset/ne-minidumpapiset-minidump_callback_type"
 CALLBACK_OUTPUT = DOCS + "minidumpapiset/ns-minidumpapiset-minidump_callback_output"
 PSS_QUERY = DOCS + "processsnapshot/nf-processsnapshot-pssquerysnapshot"
 PSS_FREE = DOCS + "processsnapshot/nf-processsnapshot-pssfreesnapshot"
+PSS_WALK = DOCS + "processsnapshot/nf-processsnapshot-psswalksnapshot"
 PSS_FLAGS = DOCS + "processsnapshot/ne-processsnapshot-pss_capture_flags"
 OPEN_PROCESS = DOCS + "processthreadsapi/nf-processthreadsapi-openprocess"
 
@@ -231,6 +233,7 @@ class FakeKernel32:
 
     def snapshot(self, handle: Any, function: str) -> Snapshot | None:
         entry = self.snapshots.get(value(handle))
+        # PSS_FREE: using a descriptor "that has already been freed is undefined".
         if entry is None or entry.freed:
             self.violations.append(f"{function} on a freed or unknown snapshot")
             return None
@@ -245,10 +248,13 @@ class FakeKernel32:
         if entry is None:
             return ERROR_INVALID_HANDLE
         if entry.readers:
+            # PSS_FREE: "does not protect against concurrent access to the same descriptor".
             self.violations.append("PssFreeSnapshot while MiniDumpWriteDump reads the snapshot")
         entry.freed = True
         if entry.clone is not None:
-            # The snapshot owns the VA clone handle and closes it here.
+            # The snapshot owns the VA clone handle and closes it here (Microsoft's clrmd
+            # frees the snapshot and never closes that handle); a caller's own CloseHandle
+            # of it makes this a second close, which close() reports.
             self.close(entry.clone)
         return 0
 
@@ -257,7 +263,12 @@ class FakeKernel32:
         entry = self.snapshot(snapshot, "PssQuerySnapshot")
         if entry is None:
             return ERROR_INVALID_HANDLE
-        # PSS_QUERY: ERROR_NOT_FOUND when the snapshot holds no such information.
+        # PSS_QUERY: ERROR_BAD_LENGTH for a buffer of the wrong size, ERROR_NOT_FOUND when
+        # "the requested information is not in the snapshot".
+        sizes = {0: "PSS_PROCESS_INFORMATION", 1: "PSS_VA_CLONE_INFORMATION",
+                 7: "PSS_PERFORMANCE_COUNTERS"}
+        if information in sizes and length != ffi.sizeof(sizes[information]):
+            return ERROR_BAD_LENGTH
         needs = {1: CAPTURE_VA_CLONE, 7: CREATE_MEASURE_PERFORMANCE}.get(information, 0)
         if entry.flags & needs != needs:
             return ERROR_NOT_FOUND
@@ -296,9 +307,14 @@ class FakeKernel32:
         entry = self.snapshot(snapshot, "PssWalkSnapshot")
         if entry is None:
             return ERROR_INVALID_HANDLE
+        # PSS_WALK: ERROR_BAD_LENGTH for a wrong buffer size; ERROR_NOT_FOUND when "the
+        # requested information is not in the snapshot".
+        sizes = {1: "PSS_VA_SPACE_ENTRY", 2: "PSS_HANDLE_ENTRY", 3: "PSS_THREAD_ENTRY"}
+        if information in sizes and length != ffi.sizeof(sizes[information]):
+            return ERROR_BAD_LENGTH
         needs = {1: CAPTURE_VA_SPACE, 2: CAPTURE_HANDLES, 3: CAPTURE_THREADS}.get(information, 0)
         if entry.flags & needs != needs:
-            return ERROR_NOT_FOUND  # PSS_QUERY's rule, which PssWalkSnapshot shares
+            return ERROR_NOT_FOUND
         if information != 3 or self._walked >= self.thread_entries:
             return ERROR_NO_MORE_ITEMS
         self._walked += 1
