@@ -334,6 +334,7 @@ class FakeAdvapi32:
         self.calls = calls
         self.kernel32 = kernel32
         self.holds_debug_privilege = True
+        self.file_system_error = 0  # what SetSecurityInfo answers for the dump's volume
 
     def OpenProcessToken(self, process: Any, access: int, token: Any) -> int:
         self.calls.append(("OpenProcessToken", access))
@@ -375,6 +376,8 @@ class FakeAdvapi32:
             return ERROR_INVALID_HANDLE
         if not entry.access & 0x00040000:  # WRITE_DAC
             return ERROR_ACCESS_DENIED
+        if self.file_system_error:
+            return self.file_system_error
         _memory, sddl = self.kernel32.local[value(dacl)]
         self.calls.append(("SetSecurityInfo", self.kernel32.reopened[value(handle)], sddl,
                            information))

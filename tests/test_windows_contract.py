@@ -338,3 +338,18 @@ def test_a_dump_file_gets_an_owner_only_dacl_before_any_data(
     assert len(dacls) == 1  # the path; a file object the caller opened keeps its ACL
     assert dacls[0][2] == "D:P(A;;FA;;;OW)" and dacls[0][3] == 0x80000004
     assert names.index("SetSecurityInfo") < names.index("MiniDumpWriteDump")
+
+
+@pytest.mark.parametrize(("code", "fails"), [(errs.ERROR_NOT_SUPPORTED, False),
+                                             (errs.ERROR_ACCESS_DENIED, True)])
+def test_dacl_failure_fails_the_dump_unless_the_volume_has_no_acls(
+        windows_fakes: FakeLibraries, tmp_path: pathlib.Path, code: int, fails: bool) -> None:
+    windows_fakes.advapi32.file_system_error = code
+    with snapshotdump.capture(PID) as snap:
+        if fails:
+            with pytest.raises(PermissionError) as info:
+                snap.write_dump(tmp_path / "a.dmp")
+            assert info.value.function == "SetSecurityInfo"
+        else:
+            assert snap.write_dump(tmp_path / "a.dmp").size == 64
+    assert os.listdir(tmp_path) == ([] if fails else ["a.dmp"])

@@ -32,6 +32,7 @@ DACL_SECURITY_INFORMATION = 0x00000004
 PROTECTED_DACL_SECURITY_INFORMATION = 0x80000000
 READ_CONTROL = 0x00020000
 WRITE_DAC = 0x00040000
+_NO_ACLS = frozenset({1, errors.ERROR_NOT_SUPPORTED})  # ERROR_INVALID_FUNCTION too
 FILE_SHARE_ALL = 0x7  # read, write, delete: reopening must not conflict with the fd's handle
 
 TOKEN_ADJUST_PRIVILEGES = 0x0020
@@ -140,10 +141,14 @@ def make_private(file: Any) -> None:
             present, dacl, defaulted = ffi.new("BOOL *"), ffi.new("void **"), ffi.new("BOOL *")
             check(advapi32.GetSecurityDescriptorDacl(descriptor[0], present, dacl, defaulted),
                   "GetSecurityDescriptorDacl")
-            check_code(advapi32.SetSecurityInfo(
+            code = advapi32.SetSecurityInfo(
                 handle, SE_FILE_OBJECT,
                 DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
-                ffi.NULL, ffi.NULL, dacl[0], ffi.NULL), "SetSecurityInfo")
+                ffi.NULL, ffi.NULL, dacl[0], ffi.NULL)
+            # A file system without ACLs (FAT, some shares) has nothing to protect with,
+            # as chmod does nothing there on Linux; anything else is an error.
+            if code not in _NO_ACLS:
+                check_code(code, "SetSecurityInfo")
         finally:
             kernel32.LocalFree(descriptor[0])
     finally:
