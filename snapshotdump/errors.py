@@ -64,8 +64,9 @@ _HINTS = {
 
 # Added by the Windows backend only when IsWow64Process shows that the bitness really differs.
 BITNESS_HINT = (
-    "the target is a 32-bit (WoW64) process and this Python is 64-bit: DbgHelp cannot read "
-    "it completely; dump it from a 32-bit tool, or with live_fallback from a 32-bit debugger"
+    "the target is a 32-bit (WoW64) process and this Python is 64-bit: DbgHelp in a 64-bit "
+    "process cannot read all of a 32-bit one; dump it with a 32-bit tool (snapshotdump's "
+    "Windows backend is x64 only)"
 )
 
 # NTSTATUS values (raw, or as HRESULT_FROM_NT with FACILITY_NT_BIT) that mean what the
