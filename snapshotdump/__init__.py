@@ -5,9 +5,11 @@
         snap.write_dump("app.dmp")
 """
 
+import sys
+from typing import TYPE_CHECKING
+
 from ._api import capture, enable_debug_privilege
 from ._dest import DestinationExistsError, DestinationNotFoundError
-from ._windows.snapshot import ProcessHandle
 from .callbacks import CallbackEvent, CallbackResult, DumpCallback
 from .errors import (
     DumpCancelledError,
@@ -43,6 +45,9 @@ from .snapshot import (
     UserStream,
 )
 
+if TYPE_CHECKING:
+    from ._windows.handle import ProcessHandle as ProcessHandle
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -64,7 +69,6 @@ __all__ = [
     "ObjectType",
     "Performance",
     "ProcessFlags",
-    "ProcessHandle",
     "ProcessInfo",
     "ProcessNotFoundError",
     "QueryInformationClass",
@@ -83,3 +87,16 @@ __all__ = [
     "capture",
     "enable_debug_privilege",
 ]
+
+if sys.platform == "win32":
+    __all__.append("ProcessHandle")
+
+
+def __getattr__(name: str) -> object:
+    # ProcessHandle is Windows-only: loaded on first use, so that importing snapshotdump on
+    # Linux imports nothing of the Windows backend.
+    if name == "ProcessHandle":
+        from ._windows.handle import ProcessHandle as ProcessHandle
+
+        return ProcessHandle
+    raise AttributeError(f"module 'snapshotdump' has no attribute {name!r}")

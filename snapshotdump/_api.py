@@ -2,11 +2,60 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from .flags import CaptureFlags, check_flags
 from .snapshot import Snapshot
+
+
+def _windows_capture(target: Any, flags: CaptureFlags, thread_context_flags: int | None,
+                     live_fallback: bool) -> Snapshot:
+    from ._windows.snapshot import capture as windows_capture
+
+    return windows_capture(target, flags, thread_context_flags, live_fallback)
+
+
+def _windows_privilege() -> bool:
+    from ._windows.win32 import enable_debug_privilege as enable
+
+    return enable()
+
+
+def _linux_capture(target: Any, flags: CaptureFlags, thread_context_flags: int | None,
+                   live_fallback: bool) -> Snapshot:
+    from ._linux.snapshot import capture as linux_capture
+
+    return linux_capture(target, flags, live_fallback)
+
+
+@dataclasses.dataclass(frozen=True)
+class Backend:
+    """One operating system's implementation; its modules are imported on first use."""
+
+    name: str
+    capture: Callable[[Any, CaptureFlags, int | None, bool], Snapshot]
+    enable_debug_privilege: Callable[[], bool]
+    takes_process_handles: bool
+
+
+WINDOWS = Backend("windows", _windows_capture, _windows_privilege, True)
+LINUX = Backend("linux", _linux_capture, lambda: False, False)
+
+
+def _select(platform: str) -> Backend | None:
+    if platform == "win32":
+        return WINDOWS
+    if platform.startswith("linux"):
+        return LINUX
+    return None
+
+
+# Chosen once, here, from the platform alone.  Tests that exercise the Windows glue on Linux
+# replace it from outside (tests/conftest.py), together with the DLL table.
+BACKEND = _select(sys.platform)
 
 
 def _check_target(target: Any) -> None:
@@ -18,19 +67,14 @@ def _check_target(target: Any) -> None:
         if target > 0xFFFFFFFF:
             raise ValueError(f"pid {target} is out of range (at most 0xFFFFFFFF)")
         return
-    from ._windows.snapshot import ProcessHandle
+    if BACKEND is not None and BACKEND.takes_process_handles:
+        from ._windows.handle import ProcessHandle
 
-    if isinstance(target, ProcessHandle):
-        if sys.platform != "win32" and not _windows_fakes_active():
-            raise TypeError("a ProcessHandle target exists only on Windows; pass a pid")
-        return
+        if isinstance(target, ProcessHandle):
+            return
+    elif type(target).__name__ == "ProcessHandle":
+        raise TypeError("a ProcessHandle target exists only on Windows; pass a pid")
     raise TypeError(f"target must be a pid (int) or a ProcessHandle, not {type(target).__name__}")
-
-
-def _windows_fakes_active() -> bool:
-    from ._windows import libs
-
-    return not isinstance(libs.LIBRARIES, libs.Libraries)
 
 
 def capture(
@@ -66,25 +110,18 @@ def capture(
     if not isinstance(live_fallback, bool):
         raise TypeError(f"live_fallback must be True or False, not {live_fallback!r}")
     flags = CaptureFlags(flags)
-    if sys.platform == "win32" or _windows_fakes_active():
-        from ._windows.snapshot import capture as windows_capture
-
-        return windows_capture(target, flags, thread_context_flags, live_fallback)
-    if sys.platform.startswith("linux"):
-        from ._linux.snapshot import capture as linux_capture
-
-        return linux_capture(target, flags, live_fallback)
-    raise NotImplementedError(f"snapshotdump supports Windows and Linux, not {sys.platform}")
+    if BACKEND is None:
+        raise NotImplementedError(f"snapshotdump supports Windows and Linux, not {sys.platform}")
+    return BACKEND.capture(target, flags, thread_context_flags, live_fallback)
 
 
 def enable_debug_privilege() -> bool:
     """Windows: enable SeDebugPrivilege for this process (needs an elevated token).
 
-    Returns True if the privilege is now enabled.  On Linux it returns False:
-    there, tracing rights come from CAP_SYS_PTRACE and kernel.yama.ptrace_scope.
+    Returns True if the privilege is now enabled, False if the token does not hold
+    it.  On Linux it returns False: there, tracing rights come from CAP_SYS_PTRACE
+    and kernel.yama.ptrace_scope.
     """
-    if sys.platform != "win32" and not _windows_fakes_active():
+    if BACKEND is None:
         return False
-    from ._windows.win32 import enable_debug_privilege as enable
-
-    return enable()
+    return BACKEND.enable_debug_privilege()

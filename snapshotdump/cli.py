@@ -198,8 +198,10 @@ def _as_json(result: DumpResult, snap: Snapshot) -> str:
 def cmd_dump(args: argparse.Namespace) -> int:
     dump_type = parse_type(args.type)
     streams = [parse_user_stream(s) for s in args.user_stream]
-    if args.enable_debug_privilege:
-        enable_debug_privilege()
+    if args.enable_debug_privilege and not enable_debug_privilege():
+        print("snapshotdump: warning: SeDebugPrivilege was not enabled: this process's token "
+              "does not hold it (run from an elevated prompt as an administrator), or this is "
+              "not Windows; continuing without it", file=sys.stderr)
     flags = CaptureFlags.DEFAULT
     if args.no_clone:
         flags &= ~CaptureFlags.VA_CLONE

@@ -24,6 +24,7 @@ ERROR_DISK_FULL = 112
 ERROR_CALL_NOT_IMPLEMENTED = 120
 ERROR_PARTIAL_COPY = 299
 ERROR_NO_MORE_ITEMS = 259
+ERROR_NOT_FOUND = 1168
 ERROR_CANCELLED = 1223
 
 S_OK = 0
@@ -49,16 +50,34 @@ _FALLBACK_MESSAGES = {
 
 _HINTS = {
     ERROR_ACCESS_DENIED: (
-        "run from an elevated prompt, or pass enable_debug_privilege=True (SeDebugPrivilege); "
-        "protected processes (PPL, antimalware) cannot be snapshotted at all"
+        "run from an elevated prompt and call snapshotdump.enable_debug_privilege() first (the "
+        "CLI: --enable-debug-privilege) to enable SeDebugPrivilege; protected processes (PPL, "
+        "antimalware) cannot be snapshotted at all"
     ),
     ERROR_PARTIAL_COPY: (
-        "ERROR_PARTIAL_COPY usually means a 32/64-bit mismatch: dump a 64-bit process from a "
-        "64-bit Python; it can also mean memory was released while it was read"
+        "part of the target's memory could not be read: it was released, or its protection "
+        "changed, while it was read"
     ),
     ERROR_INVALID_HANDLE: "the process handle was closed or is not a process handle",
     ERROR_DISK_FULL: "free space on the destination volume",
 }
+
+# Added by the Windows backend only when IsWow64Process shows that the bitness really differs.
+BITNESS_HINT = (
+    "the target is a 32-bit (WoW64) process and this Python is 64-bit: DbgHelp in a 64-bit "
+    "process cannot read all of a 32-bit one; dump it with a 32-bit tool (snapshotdump's "
+    "Windows backend is x64 only)"
+)
+
+# NTSTATUS values (raw, or as HRESULT_FROM_NT with FACILITY_NT_BIT) that mean what the
+# Win32 path reports as access denied or a vanished process.
+FACILITY_NT_BIT = 0x10000000
+STATUS_ACCESS_DENIED = 0xC0000022
+STATUS_PRIVILEGE_NOT_HELD = 0xC0000061
+STATUS_INVALID_CID = 0xC000000B
+STATUS_PROCESS_IS_TERMINATING = 0xC000010A
+_NTSTATUS_DENIED = frozenset({STATUS_ACCESS_DENIED, STATUS_PRIVILEGE_NOT_HELD})
+_NTSTATUS_GONE = frozenset({STATUS_INVALID_CID, STATUS_PROCESS_IS_TERMINATING})
 
 _PTRACE_HINT = (
     "tracing another process needs CAP_SYS_PTRACE (run as root) or, for a process of the same "
@@ -164,10 +183,14 @@ def from_win32(
     pid: int | None = None,
     message: str | None = None,
     hresult: int | None = None,
+    hint: str | None = None,
 ) -> SnapshotError:
-    """The exception for a failed Win32 call: FormatMessage's *message* plus a hint."""
+    """The exception for a failed Win32 call: FormatMessage's *message* plus a hint.
+
+    *hint*, when given, replaces the generic hint for *code*.
+    """
     text = (message or "").strip() or _FALLBACK_MESSAGES.get(code, f"Win32 error {code}.")
-    hint = _HINTS.get(code)
+    hint = hint or _HINTS.get(code)
     if function == "OpenProcess" and code == ERROR_INVALID_PARAMETER:
         # OpenProcess reports a pid that no longer exists as an invalid parameter.
         text = f"no process has pid {pid} ({text.rstrip('.')})"
@@ -192,18 +215,33 @@ def from_win32(
 
 
 def from_hresult(
-    hresult: int, function: str, *, pid: int | None = None, message: str | None = None
+    hresult: int, function: str, *, pid: int | None = None, message: str | None = None,
+    hint: str | None = None,
 ) -> SnapshotError:
-    """The exception for an HRESULT, such as the one MiniDumpWriteDump leaves in GetLastError."""
+    """The exception for an HRESULT, such as the one MiniDumpWriteDump leaves in GetLastError.
+
+    FACILITY_WIN32 HRESULTs map as their Win32 code does; NTSTATUS values (raw or
+    HRESULT_FROM_NT) for access denied and for a vanished process map to
+    SnapshotPermissionError and ProcessNotFoundError, as the Win32 path does.
+    """
     signed = hresult - (1 << 32) if hresult & 0x80000000 else hresult
+    unsigned = signed & 0xFFFFFFFF
     code = win32_from_hresult(signed)
     if code is not None:
-        return from_win32(code, function, pid=pid, message=message, hresult=signed)
-    text = (message or "").strip() or f"HRESULT 0x{signed & 0xFFFFFFFF:08X}."
-    return SnapshotError(
-        _describe(function, text, pid) + f" [HRESULT 0x{signed & 0xFFFFFFFF:08X}]",
-        hresult=signed, function=function, pid=pid,
-    )
+        return from_win32(code, function, pid=pid, message=message, hresult=signed, hint=hint)
+    text = (message or "").strip() or f"HRESULT 0x{unsigned:08X}."
+    ntstatus = unsigned & ~FACILITY_NT_BIT
+    cls: type[SnapshotError] = SnapshotError
+    errno_value = winerror = None
+    if ntstatus in _NTSTATUS_DENIED:
+        cls, errno_value, winerror = SnapshotPermissionError, _errno.EACCES, ERROR_ACCESS_DENIED
+        hint = hint or _HINTS[ERROR_ACCESS_DENIED]
+    elif ntstatus in _NTSTATUS_GONE:
+        cls, errno_value = ProcessNotFoundError, _errno.ESRCH
+        text = f"the process is gone ({text.rstrip('.')})"
+    detail = _describe(function, text, pid) + (f" - {hint}" if hint else "")
+    return cls(detail + f" [HRESULT 0x{unsigned:08X}]", errno=errno_value, winerror=winerror,
+               hresult=signed, function=function, pid=pid)
 
 
 def from_errno(

@@ -57,7 +57,12 @@ class ExceptionInfo:
 
 @dataclasses.dataclass(frozen=True)
 class DumpResult:
-    """What :meth:`Snapshot.write_dump` wrote."""
+    """What :meth:`Snapshot.write_dump` wrote.
+
+    ``skipped_reads`` counts the blocks of memory the writer could not read and left
+    out (Windows: ReadMemoryFailureCallback); ``skipped_ranges`` lists the first of
+    them as (address, size).
+    """
 
     path: str | None
     size: int
@@ -66,6 +71,8 @@ class DumpResult:
     pid: int
     threads: int | None = None
     modules: int | None = None
+    skipped_reads: int = 0
+    skipped_ranges: tuple[tuple[int, int], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

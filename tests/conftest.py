@@ -53,3 +53,23 @@ def c_target(c_binary: pathlib.Path) -> Iterator[Any]:
         pytest.skip("Linux targets")
     with running([str(c_binary)]) as process:
         yield process
+
+
+@pytest.fixture
+def windows_fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The Windows backend over fakes of its DLLs, on any OS; fails on any protocol violation.
+
+    It replaces, from outside, what the library chose at import: the backend, the DLL
+    table and the interpreter's architecture (the declarations are x64's).
+    """
+    from snapshotdump import _api
+    from snapshotdump._windows import arch, libs
+
+    from .fake_windows import FakeLibraries
+
+    fake = FakeLibraries()
+    monkeypatch.setattr(_api, "BACKEND", _api.WINDOWS)
+    monkeypatch.setattr(libs, "LIBRARIES", fake)
+    monkeypatch.setattr(arch, "interpreter", lambda: arch.SUPPORTED)
+    yield fake
+    fake.check_clean()

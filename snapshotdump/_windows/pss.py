@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import errors
-from ..flags import QueryInformationClass, WalkInformationClass
+from ..flags import CaptureFlags, QueryInformationClass, WalkInformationClass
 from . import libs, win32
 
 # CONTEXT_ALL on x64: control, integer, segments, floating point, debug registers.
@@ -29,6 +29,34 @@ _WALK_TYPES = {
     WalkInformationClass.HANDLES: "PSS_HANDLE_ENTRY",
     WalkInformationClass.THREADS: "PSS_THREAD_ENTRY",
 }
+
+
+# The capture flag without which PssQuerySnapshot / PssWalkSnapshot answer ERROR_NOT_FOUND.
+# Two tables: the two IntEnums share values, so one dict would mix them up.
+_QUERY_NEEDS = {
+    QueryInformationClass.VA_CLONE_INFORMATION: CaptureFlags.VA_CLONE,
+    QueryInformationClass.HANDLE_INFORMATION: CaptureFlags.HANDLES,
+    QueryInformationClass.THREAD_INFORMATION: CaptureFlags.THREADS,
+    QueryInformationClass.VA_SPACE_INFORMATION: CaptureFlags.VA_SPACE,
+    QueryInformationClass.HANDLE_TRACE_INFORMATION: CaptureFlags.HANDLE_TRACE,
+    QueryInformationClass.PERFORMANCE_COUNTERS: CaptureFlags.CREATE_MEASURE_PERFORMANCE,
+}
+_WALK_NEEDS = {
+    WalkInformationClass.HANDLES: CaptureFlags.HANDLES,
+    WalkInformationClass.THREADS: CaptureFlags.THREADS,
+    WalkInformationClass.VA_SPACE: CaptureFlags.VA_SPACE,
+}
+
+
+def _check(code: int, what: str, needs: CaptureFlags | None, function_name: str,
+           pid: int) -> None:
+    if code == errors.ERROR_NOT_FOUND and needs is not None:
+        raise errors.SnapshotError(
+            f"the snapshot of pid {pid} holds no {what} data: it was captured without "
+            f"CaptureFlags.{needs.name}; capture with CaptureFlags.DEFAULT | "
+            f"CaptureFlags.{needs.name} to get it [WinError {code}]",
+            winerror=code, function=function_name, pid=pid)
+    win32.check_code(code, function_name, pid=pid)
 
 
 def function(name: str) -> Any:
@@ -61,9 +89,9 @@ def query(snapshot: Any, information: QueryInformationClass, pid: int) -> Any:
     ffi = libs.ffi()
     ctype = _QUERY_TYPES[information]
     buffer = ffi.new(f"{ctype} *")
-    win32.check_code(
-        function("PssQuerySnapshot")(snapshot, int(information), buffer, ffi.sizeof(ctype)),
-        f"PssQuerySnapshot({information.name})", pid=pid)
+    _check(function("PssQuerySnapshot")(snapshot, int(information), buffer, ffi.sizeof(ctype)),
+           information.name, _QUERY_NEEDS.get(information),
+           f"PssQuerySnapshot({information.name})", pid)
     return buffer
 
 
@@ -81,7 +109,8 @@ def walk(snapshot: Any, information: WalkInformationClass, pid: int) -> Iterator
             code = walk_snapshot(snapshot, int(information), marker[0], entry, ffi.sizeof(ctype))
             if code == errors.ERROR_NO_MORE_ITEMS:
                 return
-            win32.check_code(code, f"PssWalkSnapshot({information.name})", pid=pid)
+            _check(code, information.name, _WALK_NEEDS.get(information),
+                   f"PssWalkSnapshot({information.name})", pid)
             yield entry
     finally:
         function("PssWalkMarkerFree")(marker[0])

@@ -5,13 +5,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from collections.abc import Sequence
+import threading
+import warnings
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from .. import _dest, errors
 from ..callbacks import DumpCallback
-from ..flags import CaptureFlags, MiniDumpType, QueryInformationClass, WalkInformationClass
+from ..flags import CaptureFlags, MiniDumpType
 from ..snapshot import (
+    DumpResult,
     ExceptionInfo,
     HandleInfo,
     Performance,
@@ -21,14 +25,43 @@ from ..snapshot import (
     ThreadInfo,
     UserStream,
 )
-from . import dbghelp, libs, pss, win32
+from . import arch, dbghelp, decode, libs, pss, win32
+from .handle import ProcessHandle
+
+__all__ = ["ProcessHandle", "WindowsSnapshot", "capture"]
 
 
-@dataclasses.dataclass(frozen=True)
-class ProcessHandle:
-    """An open Windows process handle, for ``capture()`` (a plain int is a pid)."""
+class _Owned:
+    """What a snapshot must free, once: from close(), or from the finalizer if never closed."""
 
-    value: int
+    def __init__(self, process: Any, owns_process: bool, pid: int, hpss: Any | None) -> None:
+        self.process = process
+        self.owns_process = owns_process
+        self.pid = pid
+        self.hpss = hpss
+        self.freed = False
+
+    def free(self) -> None:
+        if self.freed:
+            return
+        self.freed = True
+        try:
+            if self.hpss is not None:
+                # PssFreeSnapshot also closes the VA clone handle (PSS_VA_CLONE_INFORMATION):
+                # that handle belongs to the snapshot, and closing it ourselves first would
+                # close it twice, or close an unrelated handle that reused the value.
+                pss.free_snapshot(libs.LIBRARIES.kernel32.GetCurrentProcess(), self.hpss,
+                                  self.pid)
+        finally:
+            if self.owns_process:
+                win32.close_handle(self.process)
+
+
+def _free_unclosed(owned: _Owned) -> None:
+    # The VA clone and its copy-on-write memory live as long as the snapshot.
+    warnings.warn(f"the snapshot of pid {owned.pid} was never closed; close it, or use it "
+                  "as a context manager", ResourceWarning, stacklevel=1)
+    owned.free()
 
 
 class WindowsSnapshot(Snapshot):
@@ -40,43 +73,85 @@ class WindowsSnapshot(Snapshot):
     ) -> None:
         super().__init__(pid, flags, is_live=hpss is None)
         self._process = process
-        self._owns_process = owns_process
         self._hpss = hpss
-        self._va_clone: Any | None = None
+        self._owned = _Owned(process, owns_process, pid, hpss)
+        self._finalizer = weakref.finalize(self, _free_unclosed, self._owned)
+        self._finalizer.atexit = False  # at exit the OS closes every handle anyway
         self._info: ProcessInfo | None = None
+        # Threads using the snapshot now, so that close() never frees it under DbgHelp or a
+        # walk: freeing a snapshot that is being read is a use-after-free.
+        self._idle = threading.Condition()
+        self._users: list[int] = []
+        self._written = threading.local()
+
+    @contextlib.contextmanager
+    def _in_use(self) -> Iterator[None]:
+        with self._idle:
+            self._check_open()
+            self._users.append(threading.get_ident())
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._users.remove(threading.get_ident())
+                if self.closed and not self._users:
+                    self._owned.free()  # close() was called from a dump callback
+                self._idle.notify_all()
 
     def _release(self) -> None:
-        # Order matters: the VA clone, then the snapshot, then the process handle.
-        try:
-            if self._va_clone is not None:
-                win32.close_handle(self._va_clone)
-                self._va_clone = None
-        finally:
-            try:
-                if self._hpss is not None:
-                    pss.free_snapshot(libs.LIBRARIES.kernel32.GetCurrentProcess(), self._hpss,
-                                      self.pid)
-                    self._hpss = None
-            finally:
-                if self._owns_process:
-                    win32.close_handle(self._process)
+        self._finalizer.detach()
+        with self._idle:
+            if threading.get_ident() in self._users:
+                return  # called from our own dump callback: freed when that use ends
+            while self._users:
+                self._idle.wait()
+            self._owned.free()
 
-    def _take_va_clone(self) -> None:
-        info = pss.query(self._hpss, QueryInformationClass.VA_CLONE_INFORMATION, self.pid)
-        if info.VaCloneHandle != libs.ffi().NULL:
-            self._va_clone = info.VaCloneHandle
+    def write_dump(
+        self,
+        dest: _dest.Dest,
+        dump_type: MiniDumpType = MiniDumpType.NORMAL,
+        *,
+        exception: ExceptionInfo | None = None,
+        user_streams: Iterable[UserStream | tuple[int, bytes]] = (),
+        callback: DumpCallback | None = None,
+        overwrite: bool = False,
+    ) -> DumpResult:
+        self._check_open()
+        if not self.is_live and not self.flags & CaptureFlags.VA_CLONE:
+            raise errors.SnapshotUnsupportedError(
+                f"the snapshot of pid {self.pid} was captured without CaptureFlags.VA_CLONE, "
+                "so it holds no memory and the target ran on: Windows cannot dump it frozen. "
+                "Capture with VA_CLONE (the CLI: drop --no-clone)",
+                function="MiniDumpWriteDump", pid=self.pid)
+        self._written.value = None
+        # A file the library creates gets an owner-only DACL; a file object stays the caller's.
+        self._written.private = isinstance(dest, (str, os.PathLike))
+        result = super().write_dump(dest, dump_type, exception=exception,
+                                    user_streams=user_streams, callback=callback,
+                                    overwrite=overwrite)
+        written: dbghelp.Written | None = self._written.value
+        if written is None:
+            return result
+        return dataclasses.replace(result, skipped_reads=written.skipped_count,
+                                   skipped_ranges=written.skipped)
 
     def _write(
         self, out: _dest.Output, dump_type: MiniDumpType, exception: ExceptionInfo | None,
         user_streams: Sequence[UserStream], callback: DumpCallback | None,
     ) -> tuple[int | None, int | None]:
-        source = self._hpss if self._hpss is not None else self._process
-        threads, modules = dbghelp.write_dump(
-            out.fd, source, self.pid, int(dump_type),
-            from_snapshot=self._hpss is not None, exception=exception,
-            user_streams=user_streams, callback=callback)
+        file = libs.LIBRARIES.os_handle(out.fd)
+        if getattr(self._written, "private", False):
+            win32.make_private(file)  # before a byte of the target's memory is written
+        with self._in_use():
+            source = self._hpss if self._hpss is not None else self._process
+            written = dbghelp.write_dump(
+                file, out.fd, source, self._process, self.pid,
+                int(dump_type), from_snapshot=self._hpss is not None, exception=exception,
+                user_streams=user_streams, callback=callback)
+        self._written.value = written
         out.size = os.fstat(out.fd).st_size
-        return threads, modules
+        return written.threads, written.modules
 
     def _require_snapshot(self, what: str) -> Any:
         self._check_open()
@@ -90,12 +165,12 @@ class WindowsSnapshot(Snapshot):
     def process(self) -> ProcessInfo:
         self._check_open()
         if self._info is None:
-            if self._hpss is None:
-                self._info = ProcessInfo(pid=self.pid, parent_pid=None,
-                                         image_path=win32.image_path(self._process))
-            else:
-                self._info = _process_info(
-                    pss.query(self._hpss, QueryInformationClass.PROCESS_INFORMATION, self.pid))
+            with self._in_use():
+                if self._hpss is None:
+                    self._info = ProcessInfo(pid=self.pid, parent_pid=None,
+                                             image_path=win32.image_path(self._process))
+                else:
+                    self._info = decode.process_info(self._hpss, self.pid)
         return self._info
 
     @property
@@ -103,96 +178,23 @@ class WindowsSnapshot(Snapshot):
         self._check_open()
         if self._hpss is None or not self.flags & CaptureFlags.CREATE_MEASURE_PERFORMANCE:
             return None
-        counters = pss.query(self._hpss, QueryInformationClass.PERFORMANCE_COUNTERS, self.pid)
-        seconds = 1 / libs.FILETIME_TICKS_PER_SECOND
-        total = int(counters.TotalWallClockPeriod) * seconds
-        return Performance(
-            pause_seconds=total,
-            total_seconds=total,
-            va_clone_seconds=int(counters.VaCloneWallClockPeriod) * seconds,
-            va_space_seconds=int(counters.VaSpaceWallClockPeriod) * seconds,
-            aux_pages_seconds=int(counters.AuxPagesWallClockPeriod) * seconds,
-            handles_seconds=int(counters.HandlesWallClockPeriod) * seconds,
-            threads_seconds=int(counters.ThreadsWallClockPeriod) * seconds,
-        )
+        with self._in_use():
+            return decode.performance(self._hpss, self.pid)
 
     def threads(self) -> list[ThreadInfo]:
         hpss = self._require_snapshot("threads()")
-        result = []
-        for entry in pss.walk(hpss, WalkInformationClass.THREADS, self.pid):
-            context = entry.ContextRecord
-            has_context = context != libs.ffi().NULL
-            result.append(ThreadInfo(
-                thread_id=int(entry.ThreadId),
-                instruction_pointer=int(context.Rip) if has_context else None,
-                stack_pointer=int(context.Rsp) if has_context else None,
-                start_address=int(libs.ffi().cast("uintptr_t", entry.Win32StartAddress)),
-                priority=int(entry.Priority),
-                suspend_count=int(entry.SuspendCount),
-                create_time=libs.filetime_to_unix(entry.CreateTime),
-                user_seconds=libs.filetime_seconds(entry.UserTime),
-                kernel_seconds=libs.filetime_seconds(entry.KernelTime),
-                flags=int(entry.Flags),
-            ))
-        return result
+        with self._in_use():
+            return decode.threads(hpss, self.pid)
 
     def handles(self) -> list[HandleInfo]:
         hpss = self._require_snapshot("handles()")
-        ffi = libs.ffi()
-        result = []
-        for entry in pss.walk(hpss, WalkInformationClass.HANDLES, self.pid):
-            result.append(HandleInfo(
-                handle=win32.handle_value(entry.Handle),
-                type_name=_counted(entry.TypeName, entry.TypeNameLength, ffi),
-                object_name=_counted(entry.ObjectName, entry.ObjectNameLength, ffi),
-                granted_access=int(entry.GrantedAccess),
-                attributes=int(entry.Attributes),
-                handle_count=int(entry.HandleCount),
-                pointer_count=int(entry.PointerCount),
-            ))
-        return result
+        with self._in_use():
+            return decode.handles(hpss, self.pid)
 
     def regions(self) -> list[RegionInfo]:
         hpss = self._require_snapshot("regions()")
-        ffi = libs.ffi()
-        result = []
-        for entry in pss.walk(hpss, WalkInformationClass.VA_SPACE, self.pid):
-            result.append(RegionInfo(
-                base=int(ffi.cast("uintptr_t", entry.BaseAddress)),
-                size=int(entry.RegionSize),
-                protect=int(entry.Protect),
-                state=int(entry.State),
-                type=int(entry.Type),
-                allocation_base=int(ffi.cast("uintptr_t", entry.AllocationBase)),
-                allocation_protect=int(entry.AllocationProtect),
-                mapped_file=_counted(entry.MappedFileName, entry.MappedFileNameLength, ffi),
-            ))
-        return result
-
-
-def _counted(pointer: Any, length_bytes: int, ffi: Any) -> str | None:
-    if pointer == ffi.NULL or not length_bytes:
-        return None
-    return str(ffi.string(pointer, int(length_bytes) // 2))
-
-
-def _process_info(info: Any) -> ProcessInfo:
-    return ProcessInfo(
-        pid=int(info.ProcessId),
-        parent_pid=int(info.ParentProcessId),
-        image_path=str(libs.ffi().string(info.ImageFileName)) or None,
-        create_time=libs.filetime_to_unix(info.CreateTime),
-        user_seconds=libs.filetime_seconds(info.UserTime),
-        kernel_seconds=libs.filetime_seconds(info.KernelTime),
-        exit_status=int(info.ExitStatus),
-        virtual_size=int(info.VirtualSize),
-        peak_virtual_size=int(info.PeakVirtualSize),
-        working_set_size=int(info.WorkingSetSize),
-        peak_working_set_size=int(info.PeakWorkingSetSize),
-        private_usage=int(info.PrivateUsage),
-        page_fault_count=int(info.PageFaultCount),
-        flags=int(info.Flags),
-    )
+        with self._in_use():
+            return decode.regions(hpss, self.pid)
 
 
 def capture(
@@ -200,6 +202,7 @@ def capture(
     live_fallback: bool,
 ) -> WindowsSnapshot:
     """Open the target (unless given a handle) and PssCaptureSnapshot it."""
+    arch.check()  # before any call: the declarations are x64's
     ffi = libs.ffi()
     if isinstance(target, ProcessHandle):
         process, owns = ffi.cast("HANDLE", target.value), False
@@ -215,16 +218,9 @@ def capture(
             if not live_fallback:
                 raise
             return WindowsSnapshot(process, owns, pid, flags, None)
-        snapshot = WindowsSnapshot(process, owns, pid, flags, hpss)
+        return WindowsSnapshot(process, owns, pid, flags, hpss)
     except BaseException:
         if owns:
             with contextlib.suppress(Exception):
                 win32.close_handle(process)
         raise
-    try:
-        if flags & CaptureFlags.VA_CLONE:
-            snapshot._take_va_clone()
-    except BaseException:
-        snapshot.close()
-        raise
-    return snapshot

@@ -23,6 +23,18 @@ SNAPSHOT_ACCESS = (
     | PROCESS_QUERY_INFORMATION | PROCESS_QUERY_LIMITED_INFORMATION
 )
 
+# An owner-only DACL, the counterpart of mode 0600: protected (nothing inherited from the
+# folder) and one ACE, full access for OWNER RIGHTS (S-1-3-4), the file's current owner.
+OWNER_ONLY_SDDL = "D:P(A;;FA;;;OW)"
+SDDL_REVISION_1 = 1
+SE_FILE_OBJECT = 1
+DACL_SECURITY_INFORMATION = 0x00000004
+PROTECTED_DACL_SECURITY_INFORMATION = 0x80000000
+READ_CONTROL = 0x00020000
+WRITE_DAC = 0x00040000
+_NO_ACLS = frozenset({1, errors.ERROR_NOT_SUPPORTED})  # ERROR_INVALID_FUNCTION too
+FILE_SHARE_ALL = 0x7  # read, write, delete: reopening must not conflict with the fd's handle
+
 TOKEN_ADJUST_PRIVILEGES = 0x0020
 TOKEN_QUERY = 0x0008
 SE_PRIVILEGE_ENABLED = 0x00000002
@@ -98,11 +110,49 @@ def image_path(handle: Any) -> str | None:
     return str(ffi.string(buffer, size[0]))
 
 
+def is_wow64(process: Any) -> bool:
+    """True if *process* is a 32-bit process on 64-bit Windows; False if unsure."""
+    flag = libs.ffi().new("BOOL *")
+    if not libs.LIBRARIES.kernel32.IsWow64Process(process, flag):
+        return False
+    return bool(flag[0])
+
+
 def handle_count(handle: Any) -> int:
     ffi = libs.ffi()
     count = ffi.new("DWORD *")
     check(libs.LIBRARIES.kernel32.GetProcessHandleCount(handle, count), "GetProcessHandleCount")
     return int(count[0])
+
+
+def make_private(file: Any) -> None:
+    """Give the open *file* an owner-only DACL (its handle lacks WRITE_DAC, so reopen it)."""
+    ffi = libs.ffi()
+    kernel32, advapi32 = libs.LIBRARIES.kernel32, libs.LIBRARIES.advapi32
+    handle = kernel32.ReOpenFile(file, WRITE_DAC | READ_CONTROL, FILE_SHARE_ALL, 0)
+    if handle == ffi.cast("HANDLE", -1):
+        raise last_error("ReOpenFile")
+    try:
+        descriptor = ffi.new("void **")
+        check(advapi32.ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            OWNER_ONLY_SDDL, SDDL_REVISION_1, descriptor, ffi.NULL),
+            "ConvertStringSecurityDescriptorToSecurityDescriptorW")
+        try:
+            present, dacl, defaulted = ffi.new("BOOL *"), ffi.new("void **"), ffi.new("BOOL *")
+            check(advapi32.GetSecurityDescriptorDacl(descriptor[0], present, dacl, defaulted),
+                  "GetSecurityDescriptorDacl")
+            code = advapi32.SetSecurityInfo(
+                handle, SE_FILE_OBJECT,
+                DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+                ffi.NULL, ffi.NULL, dacl[0], ffi.NULL)
+            # A file system without ACLs (FAT, some shares) has nothing to protect with,
+            # as chmod does nothing there on Linux; anything else is an error.
+            if code not in _NO_ACLS:
+                check_code(code, "SetSecurityInfo")
+        finally:
+            kernel32.LocalFree(descriptor[0])
+    finally:
+        close_handle(handle)
 
 
 def enable_debug_privilege() -> bool:

@@ -357,6 +357,10 @@ BOOL   WINAPI IsWow64Process(HANDLE hProcess, BOOL *Wow64Process);
 BOOL   WINAPI QueryPerformanceFrequency(LARGE_INTEGER *lpFrequency);
 BOOL   WINAPI GetFileSizeEx(HANDLE hFile, LARGE_INTEGER *lpFileSize);
 BOOL   WINAPI FlushFileBuffers(HANDLE hFile);
+void * WINAPI LoadLibraryExW(LPCWSTR lpLibFileName, HANDLE hFile, DWORD dwFlags);
+HANDLE WINAPI ReOpenFile(HANDLE hOriginalFile, DWORD dwDesiredAccess, DWORD dwShareMode,
+                         DWORD dwFlagsAndAttributes);
+void * WINAPI LocalFree(void *hMem);
 
 /* advapi32.dll */
 BOOL WINAPI OpenProcessToken(HANDLE ProcessHandle, DWORD DesiredAccess, PHANDLE TokenHandle);
@@ -364,6 +368,13 @@ BOOL WINAPI LookupPrivilegeValueW(LPCWSTR lpSystemName, LPCWSTR lpName, LUID *lp
 BOOL WINAPI AdjustTokenPrivileges(HANDLE TokenHandle, BOOL DisableAllPrivileges,
                                   TOKEN_PRIVILEGES *NewState, DWORD BufferLength,
                                   TOKEN_PRIVILEGES *PreviousState, PDWORD ReturnLength);
+BOOL WINAPI ConvertStringSecurityDescriptorToSecurityDescriptorW(
+    LPCWSTR StringSecurityDescriptor, DWORD StringSDRevision, void **SecurityDescriptor,
+    PDWORD SecurityDescriptorSize);
+BOOL WINAPI GetSecurityDescriptorDacl(void *pSecurityDescriptor, BOOL *lpbDaclPresent,
+                                      void **pDacl, BOOL *lpbDaclDefaulted);
+DWORD WINAPI SetSecurityInfo(HANDLE handle, DWORD ObjectType, DWORD SecurityInfo, void *psidOwner,
+                             void *psidGroup, void *pDacl, void *pSacl);
 
 /*
  * The Process Snapshotting API (processsnapshot.h), natural alignment.

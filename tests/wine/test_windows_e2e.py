@@ -15,7 +15,6 @@ from snapshotdump._windows import libs, win32
 
 from .conftest import Child, pss_available, read_dump
 
-needs_pss = pytest.mark.skipif(not pss_available(), reason="PSS exists on Windows 8.1+, not Wine")
 needs_no_pss = pytest.mark.skipif(pss_available(), reason="checks the path taken without PSS")
 
 
@@ -152,22 +151,6 @@ def _exit_code(pid: int) -> int:
         return int(_winapi.GetExitCodeProcess(handle))
     finally:
         _winapi.CloseHandle(handle)
-
-
-@needs_pss
-def test_pss_snapshot_end_to_end(child: Child, dumps: pathlib.Path) -> None:
-    flags = snapshotdump.CaptureFlags.DEFAULT | snapshotdump.CaptureFlags.VA_SPACE | \
-        snapshotdump.CaptureFlags.CREATE_MEASURE_PERFORMANCE
-    with snapshotdump.capture(child.pid, flags) as snap:
-        assert not snap.is_live
-        assert snap.process.pid == child.pid
-        tids = {t.thread_id for t in snap.threads()}
-        assert set(child.worker_ids) <= tids
-        assert snap.handles() and snap.regions()
-        performance = snap.performance
-        assert performance is not None and performance.pause_seconds >= 0
-        snap.write_dump(dumps / "pss-full.dmp", MiniDumpType.WITH_FULL_MEMORY)
-    _check(dumps / "pss-full.dmp", child, full=True)
 
 
 def test_runs_under_the_windows_interpreter() -> None:
