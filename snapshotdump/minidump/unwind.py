@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+from .demangle import demangle
 from .symbols import CfiRow, Resolved, resolve
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ class NativeFrame:
     function_offset: int | None
     #: Why *function* is unknown when the module is known: "file missing", "build id differs".
     module_problem: str | None = None
+    #: The symbol as the ELF file spells it (*function* is demangled).
+    symbol: str | None = None
 
     def describe(self) -> str:
         if self.function is not None:
@@ -115,7 +118,9 @@ def unwind(dump: Dump, thread: DumpThread) -> list[NativeFrame]:
             break
         registers = new_registers
         frames.append(_frame(modules, len(frames), registers["rip"], registers["rsp"], trust))
-    return frames
+    names = demangle([f.symbol for f in frames if f.symbol is not None])
+    return [dataclasses.replace(f, function=names[f.symbol]) if f.symbol is not None else f
+            for f in frames]
 
 
 def _step(dump: Dump, modules: _Modules, registers: dict[str, int], first: bool,
@@ -210,4 +215,5 @@ def _frame(modules: _Modules, index: int, pc: int, sp: int, trust: str) -> Nativ
     if symbol is None:
         return NativeFrame(index, pc, sp, trust, module.name, offset, None, None)
     name, at = symbol
-    return NativeFrame(index, pc, sp, trust, module.name, offset, name, at + (pc - lookup))
+    return NativeFrame(index, pc, sp, trust, module.name, offset, name, at + (pc - lookup),
+                       symbol=name)
