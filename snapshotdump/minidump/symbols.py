@@ -59,7 +59,7 @@ class ModuleFile:
         self.executable = [(s["p_vaddr"], s["p_vaddr"] + s["p_memsz"], s["p_offset"])
                            for s in loads if s["p_flags"] & _PF_X]
         self.build_id = self._build_id()
-        self._symbols: tuple[list[int], list[int], list[str]] | None = None
+        self._symbols: tuple[list[int], list[int], list[tuple[int, int]]] | None = None
         self._fdes: dict[int, Any] = {}
         self._cfi: Any = None
 
@@ -95,7 +95,7 @@ class ModuleFile:
         index = bisect.bisect_right(starts, vaddr) - 1
         while index >= 0 and starts[index] <= vaddr:
             if vaddr < ends[index]:
-                return names[index], vaddr - starts[index]
+                return self._name(names[index]), vaddr - starts[index]
             # A smaller symbol may sit at the same address as a larger one that covers vaddr.
             if index and starts[index - 1] == starts[index]:
                 index -= 1
@@ -103,9 +103,11 @@ class ModuleFile:
             break
         return None
 
-    def _symbol_table(self) -> tuple[list[int], list[int], list[str]]:
+    def _symbol_table(self) -> tuple[list[int], list[int], list[tuple[int, int]]]:
         if self._symbols is None:
-            found: dict[int, tuple[int, str]] = {}
+            # Names stay as string-table offsets until a frame asks for one.
+            found: dict[int, tuple[int, int, int]] = {}
+            self._strings: list[bytes] = []
             sources = [self.elf]
             debug = _debug_file(self.build_id)
             if debug is not None:
@@ -115,11 +117,17 @@ class ModuleFile:
                     section = elf.get_section_by_name(name)
                     if section is not None and section["sh_entsize"] == _SYM.size \
                             and section["sh_type"] in ("SHT_SYMTAB", "SHT_DYNSYM"):
-                        _add_symbols(found, elf, section)
+                        self._strings.append(elf.get_section(section["sh_link"]).data())
+                        _add_symbols(found, len(self._strings) - 1, section)
             ordered = sorted(found.items())
-            self._symbols = ([a for a, _ in ordered], [a + s for a, (s, _) in ordered],
-                             [n for _, (_, n) in ordered])
+            self._symbols = ([a for a, _ in ordered], [a + s for a, (s, _, _) in ordered],
+                             [(t, o) for _, (_, t, o) in ordered])
         return self._symbols
+
+    def _name(self, entry: tuple[int, int]) -> str:
+        strings = self._strings[entry[0]]
+        end = strings.find(b"\0", entry[1])
+        return strings[entry[1]:end if end >= 0 else None].decode("utf-8", "replace")
 
     # -- call frame information ---------------------------------------------------------
 
@@ -212,8 +220,7 @@ class ModuleFile:
         return fdes[index] if index >= 0 else None
 
 
-def _add_symbols(found: dict[int, tuple[int, str]], elf: Any, section: Any) -> None:
-    strings = elf.get_section(section["sh_link"]).data()
+def _add_symbols(found: dict[int, tuple[int, int, int]], table: int, section: Any) -> None:
     data = section.data()
     for name_offset, info, _other, shndx, value, size in _SYM.iter_unpack(
             data[:len(data) - len(data) % _SYM.size]):
@@ -221,9 +228,7 @@ def _add_symbols(found: dict[int, tuple[int, str]], elf: Any, section: Any) -> N
             continue
         if value in found and found[value][0] >= size:
             continue
-        end = strings.find(b"\0", name_offset)
-        name = strings[name_offset:end if end >= 0 else None].decode("utf-8", "replace")
-        found[value] = (size or 1, name)
+        found[value] = (size or 1, table, name_offset)
 
 
 def _debug_file(build_id: bytes | None) -> Any:

@@ -180,7 +180,12 @@ def _frame_pointer(dump: Dump, modules: _Modules, registers: dict[str, int],
     if saved_rbp is None or return_address is None:
         return None
     if not modules.is_return_address(return_address):
-        return None
+        # Code outside every module (a JIT's) keeps frame pointers: follow a chain that
+        # climbs the stack, but never into a module at an address no call precedes.
+        chained = rbp < saved_rbp < stack_end or saved_rbp == 0
+        if dump.module_at(return_address) is not None or not chained \
+                or return_address < 0x10000:
+            return None
     caller = {name: registers[name] for name in _CALLEE_SAVED if name in registers}
     caller.update(rbp=saved_rbp, rip=return_address, rsp=rbp + 16)
     return caller
