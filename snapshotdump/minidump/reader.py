@@ -260,17 +260,20 @@ class Dump:
     # -- memory -----------------------------------------------------------------------------
 
     def read(self, address: int, size: int) -> bytes | None:
-        """*size* bytes of the target at *address*, or None where the dump does not hold them."""
+        """*size* bytes of the target at *address*, or None where the dump does not hold them.
+
+        Memory comes from the MemoryList and Memory64List, then from the threads' stacks
+        (which a dump may describe in its ThreadList alone).
+        """
         if size < 0 or self._map is None:
             return None
-        index = bisect.bisect_right(self._memory_starts, address) - 1
-        if index < 0:
-            return None
-        memory = self.memory[index]
-        if address + size > memory.start + memory.size:
-            return None
-        offset = memory.rva + address - memory.start
-        return self._map[offset:offset + size]
+        for ranges, starts in ((self.memory, self._memory_starts),
+                               (self._stacks, self._stack_starts)):
+            index = bisect.bisect_right(starts, address) - 1
+            if index >= 0 and address + size <= ranges[index].start + ranges[index].size:
+                offset = ranges[index].rva + address - ranges[index].start
+                return self._map[offset:offset + size]
+        return None
 
     def read_pointer(self, address: int) -> int | None:
         data = self.read(address, 8)
@@ -329,6 +332,9 @@ class Dump:
         self._module_starts = [m.base for m in self._modules_sorted]
         self.threads = self._thread_list(self._thread_names())
         self.exception = self._exception()
+        self._stacks = sorted((t.stack for t in self.threads if t.stack is not None),
+                              key=lambda m: m.start)
+        self._stack_starts = [m.start for m in self._stacks]
 
     def _list(self, kind: int, ctype: str, header: str = "ULONG32") -> tuple[Any, int]:
         stream = self._located.get(kind)
