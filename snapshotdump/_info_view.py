@@ -121,10 +121,12 @@ def _render_thread(thread: dict[str, Any]) -> list[str]:
         for frame in python["frames"]:
             lines.append(f"      {frame['function']} ({frame['file']}:{frame['line']})")
     if thread["frames"]:
+        indent = "    "
         if python is not None:
             lines.append("    native stack:")
+            indent = "      "
         for frame in thread["frames"]:
-            lines.append(f"    #{frame['index']:<2} {frame['pc']:#018x} {_where(frame)}"
+            lines.append(f"{indent}#{frame['index']:<2} {frame['pc']:#018x} {_where(frame)}"
                          f"  [{frame['trust']}]")
     return lines
 
