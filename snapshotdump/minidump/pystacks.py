@@ -27,6 +27,8 @@ VERSION = 1
 
 @dataclasses.dataclass(frozen=True)
 class PythonFrame:
+    """One Python frame: the code object's (qualified) name, its file and the current line."""
+
     function: str
     file: str
     line: int
@@ -34,6 +36,8 @@ class PythonFrame:
 
 @dataclasses.dataclass(frozen=True)
 class PythonThread:
+    """A thread's Python stack: native thread id, OS name, GIL, frames innermost first."""
+
     thread_id: int
     name: str | None
     holds_gil: bool
@@ -42,6 +46,8 @@ class PythonThread:
 
 @dataclasses.dataclass(frozen=True)
 class PythonStacks:
+    """The whole stream: the CPython version, the GIL holder's thread id, every thread."""
+
     python: str
     gil_holder: int | None
     threads: list[PythonThread]

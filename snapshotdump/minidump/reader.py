@@ -90,6 +90,8 @@ class MemoryRange:
 
 @dataclasses.dataclass(frozen=True)
 class DumpSystemInfo:
+    """The SystemInfo stream: OS and CPU names, OS version, PROCESSOR_ARCHITECTURE value."""
+
     os: str
     cpu: str
     os_version: str
@@ -150,7 +152,12 @@ def open_dump(path: str | os.PathLike[str]) -> Dump:
 
 
 class Dump:
-    """A minidump file, mapped read-only.  Raises :class:`DumpFormatError` on a bad file."""
+    """A minidump file, mapped read-only.  Raises :class:`DumpFormatError` on a bad file.
+
+    Attributes: ``path``, ``size`` (of the decompressed dump), ``timestamp``, ``system``
+    (:class:`DumpSystemInfo` or None), ``pid``, ``threads``, ``modules``, ``memory`` (the
+    ranges the dump holds, by address), ``exception`` (:class:`ExceptionRecord` or None).
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
