@@ -255,3 +255,17 @@ def test_fuzzed_reader_raises_only_its_error(dumps: dict[str, pathlib.Path],
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_compare_snapshots_example_finds_stuck_threads(target_binary: pathlib.Path) -> None:
+    example = pathlib.Path(__file__).parent.parent / "examples" / "compare_snapshots.py"
+    with parked([str(target_binary)]) as process:
+        wait_parked(process.pid, 4)
+        result = subprocess.run([sys.executable, str(example), str(process.pid), "0.2"],
+                                capture_output=True, text=True, timeout=120, check=False,
+                                env={**os.environ, "PYTHONPATH": str(example.parent.parent)})
+    assert result.returncode == 0, result.stderr
+    assert "threads: 4 -> 4" in result.stdout
+    assert "threads whose stack did not change: 4" in result.stdout
+    # Each stuck thread is shown by its innermost frame: a blocking call in libc.
+    assert result.stdout.count("libc.so.6!") == 4, result.stdout
