@@ -53,17 +53,17 @@ def parked(argv: list[str], env: dict[str, str] | None = None,
                 stream.close()
 
 
-def wait_parked(pid: int, count: int, timeout: float = 10.0) -> None:
-    """Until *count* threads of *pid* sleep in the kernel (S state), so stacks are stable."""
+def wait_parked(pid: int, count: int, timeout: float = 10.0, main: bool = False) -> None:
+    """Until *count* threads of *pid* (and its main thread, if *main*) sleep in the kernel."""
     import time
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        states = []
+        states = {}
         for tid in os.listdir(f"/proc/{pid}/task"):
             with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/stat") as f:
-                states.append(f.read().rsplit(")", 1)[1].split()[0])
-        if states.count("S") >= count:
+                states[int(tid)] = f.read().rsplit(")", 1)[1].split()[0]
+        if list(states.values()).count("S") >= count and (not main or states.get(pid) == "S"):
             return
         time.sleep(0.05)
     raise AssertionError(f"{pid}: fewer than {count} threads parked after {timeout} s")

@@ -6,6 +6,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -150,3 +151,39 @@ def test_rust_target_stacks(tmp_path: pathlib.Path) -> None:
         names = " ".join(f.function or "" for f in frames)
         assert "rust_parks_in_sleep" in names, [f.describe() for f in frames]
         _assert_same_as_lldb(opened, frames, lldb[parker.thread_id])
+
+
+def _outermost(frames: list[snapshotdump.NativeFrame]) -> str:
+    return frames[-1].function or "" if frames else ""
+
+
+def test_jvm_threads_unwind_to_their_start(tmp_path: pathlib.Path) -> None:
+    javac, java = require_tool("javac"), require_tool("java")
+    subprocess.run([javac, "-d", str(tmp_path), str(TARGETS / "Park.java")], check=True)
+    with parked([java, "-cp", str(tmp_path), "Park"]) as process:
+        wait_parked(process.pid, 25)
+        path = dump(process.pid, tmp_path / "jvm.dmp")
+    with snapshotdump.open_dump(path) as opened:
+        assert len(opened.threads) >= 25
+        sleepers = [t for t in opened.threads if (t.name or "").startswith("sleeper-")]
+        assert sleepers, [t.name for t in opened.threads]
+        for thread in opened.threads[1:]:
+            # Through libjvm's C++ (demangled) and JIT code, down to the clone that made it.
+            assert _outermost(thread.frames) in ("__clone3", "__clone"), \
+                [f.describe() for f in thread.frames]
+        names = {f.function for t in opened.threads for f in t.frames}
+        assert "Thread::call_run()" in names and "start_thread" in names
+
+
+def test_node_main_thread_unwinds_to_start(tmp_path: pathlib.Path) -> None:
+    node = require_tool("node")
+    with parked([node, str(TARGETS / "park.js")]) as process:
+        time.sleep(0.5)  # past start-up: node compiles lazily on its main thread
+        wait_parked(process.pid, 2, main=True)
+        path = dump(process.pid, tmp_path / "node.dmp")
+    with snapshotdump.open_dump(path) as opened:
+        main = opened.threads[0]
+        names = [f.function for f in main.frames]
+        # node's main() tail-calls node::Start, so the C runtime's frames come next.
+        assert "uv_run" in names and "__libc_start_call_main" in names, names
+        assert _outermost(main.frames) == "_start", names
