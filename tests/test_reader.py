@@ -269,3 +269,24 @@ def test_compare_snapshots_example_finds_stuck_threads(target_binary: pathlib.Pa
     assert "threads whose stack did not change: 4" in result.stdout
     # Each stuck thread is shown by its innermost frame: a blocking call in libc.
     assert result.stdout.count("libc.so.6!") == 4, result.stdout
+
+
+def test_exception_is_shown_after_threads(target_binary: pathlib.Path, tmp_path: pathlib.Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "crash.dmp"
+    with parked([str(target_binary)]) as process:
+        wait_parked(process.pid, 4)
+        with snapshotdump.capture(process.pid) as snap:
+            tid = snap.threads()[1].thread_id
+            snap.write_dump(path, exception=snapshotdump.ExceptionInfo(
+                thread_id=tid, code=11, address=0xDEAD0))
+    with snapshotdump.open_dump(path) as opened:
+        assert opened.exception is not None
+        assert (opened.exception.thread_id, opened.exception.code,
+                opened.exception.address) == (tid, 11, 0xDEAD0)
+        thread = opened.thread(tid)
+        assert thread is not None and opened.exception.registers == thread.registers
+    assert cli_main(["info", str(path)]) == 0
+    text = capsys.readouterr().out
+    line = f"exception: SIGSEGV at 0xdead0 in thread {tid}"
+    assert line in text and text.index("threads (4):") < text.index(line) < text.index("modules")
