@@ -4,7 +4,7 @@
     python examples/compare_snapshots.py A.dmp B.dmp      # compare two dumps of one process
 
 Threads whose stack is the same in both dumps (same native frames, same Python frames) are
-the ones to look at in a hang.  Needs the `symbols` extra for native frames.
+the ones to look at in a hang.
 """
 
 import os

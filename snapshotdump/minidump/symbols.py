@@ -25,16 +25,16 @@ _DEBUG_ROOT = "/usr/lib/debug/.build-id"
 _EH_PE_UDATA4, _EH_PE_DATAREL_SDATA4, _EH_PE_PCREL_SDATA4 = 0x03, 0x3B, 0x1B
 
 
-class ElfMissing(Exception):
-    """pyelftools is not installed: ``pip install snapshotdump[symbols]``."""
+class ElfMissing(RuntimeError):
+    """pyelftools (a dependency of snapshotdump) is not importable."""
 
 
 def _elftools() -> Any:
     try:
         from elftools.elf.elffile import ELFFile
     except ImportError as exc:
-        raise ElfMissing("unwinding and symbols need pyelftools: pip install 'snapshotdump["
-                         "symbols]' (or pass --no-symbols)") from exc
+        raise ElfMissing("unwinding and symbols need pyelftools: pip install pyelftools "
+                         "(or pass --no-symbols)") from exc
     return ELFFile
 
 
