@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import functools
+import mmap
 import os
 import struct
 from typing import Any
@@ -52,8 +53,9 @@ class ModuleFile:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._file = open(path, "rb")  # noqa: SIM115 - kept for pyelftools' lazy reads
-        self.elf = _elftools()(self._file)
+        # A read-only mapping, not an open file: a cache of these holds no descriptors.
+        self._map = _map(path)
+        self.elf = _elftools()(self._map)
         loads = [s for s in self.elf.iter_segments() if s["p_type"] == "PT_LOAD"]
         self.first_vaddr = min((s["p_vaddr"] - s["p_offset"] for s in loads), default=0)
         self.executable = [(s["p_vaddr"], s["p_vaddr"] + s["p_memsz"], s["p_offset"])
@@ -64,7 +66,7 @@ class ModuleFile:
         self._cfi: Any = None
 
     def close(self) -> None:
-        self._file.close()
+        self._map.close()
 
     def _build_id(self) -> bytes | None:
         for section in self.elf.iter_sections():
@@ -83,8 +85,8 @@ class ModuleFile:
     def code(self, vaddr: int, size: int) -> bytes | None:
         for start, end, offset in self.executable:
             if start <= vaddr and vaddr + size <= end:
-                self._file.seek(offset + vaddr - start)
-                return self._file.read(size)
+                at = offset + vaddr - start
+                return self._map[at:at + size]
         return None
 
     # -- symbols ------------------------------------------------------------------------
@@ -231,6 +233,11 @@ def _add_symbols(found: dict[int, tuple[int, int, int]], table: int, section: An
         found[value] = (size or 1, table, name_offset)
 
 
+def _map(path: str) -> mmap.mmap:
+    with open(path, "rb") as f:
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+
+
 def _debug_file(build_id: bytes | None) -> Any:
     if not build_id or len(build_id) < 2:
         return None
@@ -238,7 +245,7 @@ def _debug_file(build_id: bytes | None) -> Any:
     if not os.path.exists(path):
         return None
     try:
-        return _elftools()(open(path, "rb"))
+        return _elftools()(_map(path))
     except Exception:
         return None
 
