@@ -17,6 +17,12 @@ from .minidump.unwind import NativeFrame
 _INTERRUPTED_SYSCALL = {2**64 - 4, 2**64 - 512, 2**64 - 513, 2**64 - 514, 2**64 - 516}
 _SIGNALS = {4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 11: "SIGSEGV"}
 SCHEMA_VERSION = 1
+# x86_64 numbers of the system calls a stuck thread usually sits in (asm/unistd_64.h).
+_SYSCALLS = {0: "read", 1: "write", 7: "poll", 17: "pread64", 19: "readv", 23: "select",
+             34: "pause", 35: "nanosleep", 43: "accept", 45: "recvfrom", 47: "recvmsg",
+             61: "wait4", 202: "futex", 230: "clock_nanosleep", 232: "epoll_wait",
+             247: "waitid", 270: "pselect6", 271: "ppoll", 281: "epoll_pwait",
+             288: "accept4", 441: "epoll_pwait2"}
 
 
 def describe(dump: Dump, thread_id: int | None = None, symbols: bool = True) -> dict[str, Any]:
@@ -36,7 +42,7 @@ def describe(dump: Dump, thread_id: int | None = None, symbols: bool = True) -> 
         "os_version": system.os_version if system else None,
         "cpu": system.cpu if system else None,
         "pid": dump.pid,
-        "threads": [_thread(t, symbols) for t in threads],
+        "threads": [_thread(dump, t, symbols) for t in threads],
         "exception": None if dump.exception is None else {
             **dataclasses.asdict(dump.exception),
             "signal": _SIGNALS.get(dump.exception.code)},
@@ -49,13 +55,13 @@ def describe(dump: Dump, thread_id: int | None = None, symbols: bool = True) -> 
     }
 
 
-def _thread(thread: DumpThread, symbols: bool) -> dict[str, Any]:
+def _thread(dump: Dump, thread: DumpThread, symbols: bool) -> dict[str, Any]:
     frames = thread.frames if symbols else []
     python = thread.python
     return {
         "thread_id": thread.thread_id,
         "name": thread.name,
-        "state": _state(thread, frames),
+        "state": _state(thread, frames, dump),
         "pc": thread.pc,
         "sp": thread.registers.get("rsp"),
         "teb": thread.teb,
@@ -71,12 +77,36 @@ def _local_file(module: DumpModule) -> str:
     return resolve(module.path, module.build_id).problem or "matches"
 
 
-def _state(thread: DumpThread, frames: list[NativeFrame]) -> str | None:
+def _state(thread: DumpThread, frames: list[NativeFrame], dump: Dump) -> str | None:
     if thread.registers.get("rax") not in _INTERRUPTED_SYSCALL:
         return None
+    number = _syscall_number(dump, thread.pc) if frames else None
+    state = "in a system call"
+    if number is not None:
+        state += f": {_SYSCALLS.get(number, f'number {number}')}"
     if frames and frames[0].function:
-        return f"in a system call ({frames[0].function})"
-    return "in a system call"
+        state += f" ({frames[0].function})"
+    return state
+
+
+def _syscall_number(dump: Dump, pc: int | None) -> int | None:
+    """The number loaded into eax right before the ``syscall`` that *pc* follows, if plain.
+
+    Only the two forms glibc puts immediately before it are read (``mov $n, %eax`` and
+    ``xor %eax, %eax``): anything further back would need a disassembler to be sure of.
+    """
+    module = dump.module_at(pc) if pc else None
+    if module is None or pc is None:
+        return None
+    local = resolve(module.path, module.build_id).file
+    if local is None:
+        return None
+    code = local.code(pc - module.base + local.first_vaddr - 7, 7)
+    if code is None or code[-2:] != b"\x0f\x05":
+        return None
+    if code[0] == 0xB8 and code[3:5] == b"\0\0":
+        return int.from_bytes(code[1:5], "little")
+    return 0 if code[3:5] == b"\x31\xc0" else None
 
 
 def render(info: dict[str, Any]) -> str:

@@ -103,7 +103,7 @@ def test_info_text_puts_threads_first(dumps: dict[str, pathlib.Path],
     text = capsys.readouterr().out
     assert text.index("threads (4):") < text.index("modules (") < text.index("streams:")
     assert "sleep_inner_nanosleep" in text and "[context]" in text and "[cfi]" in text
-    assert "in a system call" in text
+    assert "in a system call: clock_nanosleep (" in text and "in a system call: read (" in text
     with snapshotdump.open_dump(dumps["normal"]) as opened:
         locker = next(t for t in opened.threads if t.name == "locker")
     assert cli_main(["info", str(dumps["normal"]), "--thread", str(locker.thread_id)]) == 0
