@@ -130,7 +130,10 @@ class DumpThread:
 
     @property
     def frames(self) -> list[NativeFrame]:
-        """Native frames, innermost first (CFI, then frame pointers, then stack scanning)."""
+        """Native frames, innermost first (CFI, then frame pointers, then stack scanning).
+
+        Unwound on first use, from the dump's memory: read them while the dump is open.
+        """
         if self._frames is None:
             from .unwind import unwind
 
