@@ -124,3 +124,12 @@ def test_stream_format_round_trip_and_rejects_others() -> None:
                 b'[{"thread_id":"x","frames":[]}]}', b"\xff\xfe"):
         with pytest.raises(snapshotdump.DumpFormatError):
             pystacks.decode(bad)
+
+
+def test_generated_offsets_are_what_the_headers_say() -> None:
+    for version in ("3.10", "3.11", "3.12", "3.13"):
+        _python(version)
+    script = pathlib.Path(__file__).parent.parent / "scripts" / "gen_cpython_offsets.py"
+    result = subprocess.run([sys.executable, str(script), "--check"], capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
