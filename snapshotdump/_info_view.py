@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .minidump.reader import Dump, DumpModule, DumpThread
+from .minidump.reader import Dump, DumpFormatError, DumpModule, DumpThread
 from .minidump.symbols import resolve
 from .minidump.unwind import NativeFrame
 
@@ -34,6 +34,11 @@ def describe(dump: Dump, thread_id: int | None = None, symbols: bool = True) -> 
             known = ", ".join(str(t.thread_id) for t in dump.threads[:20])
             raise ValueError(f"thread {thread_id} is not in the dump (threads: {known})")
     system = dump.system
+    try:
+        dump.python_threads()
+        python_error = None
+    except DumpFormatError as exc:  # a bad Python stream must not hide the native stacks
+        python_error = str(exc)
     return {
         "schema": SCHEMA_VERSION,
         "path": dump.path,
@@ -42,7 +47,8 @@ def describe(dump: Dump, thread_id: int | None = None, symbols: bool = True) -> 
         "os_version": system.os_version if system else None,
         "cpu": system.cpu if system else None,
         "pid": dump.pid,
-        "threads": [_thread(dump, t, symbols) for t in threads],
+        "python_stacks_error": python_error,
+        "threads": [_thread(dump, t, symbols, python_error is None) for t in threads],
         "exception": None if dump.exception is None else {
             **dataclasses.asdict(dump.exception),
             "signal": _SIGNALS.get(dump.exception.code)},
@@ -55,9 +61,9 @@ def describe(dump: Dump, thread_id: int | None = None, symbols: bool = True) -> 
     }
 
 
-def _thread(dump: Dump, thread: DumpThread, symbols: bool) -> dict[str, Any]:
+def _thread(dump: Dump, thread: DumpThread, symbols: bool, python_ok: bool) -> dict[str, Any]:
     frames = thread.frames if symbols else []
-    python = thread.python
+    python = thread.python if python_ok else None
     return {
         "thread_id": thread.thread_id,
         "name": thread.name,
@@ -116,6 +122,8 @@ def render(info: dict[str, Any]) -> str:
     lines.append(f"threads ({len(info['threads'])}):")
     for thread in info["threads"]:
         lines += _render_thread(thread)
+    if info["python_stacks_error"]:
+        lines.append(f"python stacks: unreadable ({info['python_stacks_error']})")
     exception = info["exception"]
     if exception is not None:
         signal = exception["signal"] or f"code {exception['code']:#x}"

@@ -126,7 +126,7 @@ FRAME = {"type": "object", "required": ["index", "pc", "sp", "trust", "module", 
 INFO_SCHEMA = {
     "type": "object",
     "required": ["schema", "path", "size", "os", "os_version", "cpu", "pid", "threads",
-                 "exception", "modules", "memory", "streams"],
+                 "python_stacks_error", "exception", "modules", "memory", "streams"],
     "properties": {
         "schema": {"const": 1},
         "threads": {"type": "array", "items": {
@@ -290,3 +290,28 @@ def test_exception_is_shown_after_threads(target_binary: pathlib.Path, tmp_path:
     text = capsys.readouterr().out
     line = f"exception: SIGSEGV at 0xdead0 in thread {tid}"
     assert line in text and text.index("threads (4):") < text.index(line) < text.index("modules")
+
+
+def test_bad_python_stream_keeps_native_stacks(dumps: dict[str, pathlib.Path],
+                                               tmp_path: pathlib.Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # A real dump whose DSO-debug entry is retyped as a Python-stacks stream that is not JSON.
+    path = tmp_path / "bad-python.dmp"
+    data = bytearray(dumps["normal"].read_bytes())
+    count, directory = struct.unpack_from("<II", data, 8)
+    payload = b"not json"
+    rva = len(data)
+    data += payload
+    for index in range(count):
+        kind, = struct.unpack_from("<I", data, directory + 12 * index)
+        if kind == snapshotdump.minidump.format.StreamType.LINUX_DSO_DEBUG:
+            struct.pack_into("<III", data, directory + 12 * index,
+                             snapshotdump.minidump.format.StreamType.PYTHON_STACKS,
+                             len(payload), rva)
+    path.write_bytes(bytes(data))
+    with snapshotdump.open_dump(path) as opened, pytest.raises(snapshotdump.DumpFormatError):
+        opened.python_threads()
+    assert cli_main(["info", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "python stacks: unreadable (the Python-stacks stream is malformed" in text
+    assert "sleep_inner_nanosleep" in text
