@@ -8,6 +8,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -40,12 +41,24 @@ def _python(version: str) -> str:
 
 def _snapshot(python: str, tmp_path: pathlib.Path) -> tuple[snapshotdump.DumpResult,
                                                               pathlib.Path]:
+    """A dump taken once every thread has reached its marked function.
+
+    READY comes right after the threads pass a barrier, so a first dump may catch one on
+    its way (or waiting for the GIL on the way): dump again until all have arrived.
+    """
     with parked([python, str(SCRIPT)]) as process:
-        wait_parked(process.pid, 3)  # main, sleeper and locker asleep; the computer runs
-        path = tmp_path / "py.dmp"
-        with snapshotdump.capture(process.pid) as snap:
-            result = snap.write_dump(path)
-    return result, path
+        for attempt in range(20):
+            wait_parked(process.pid, 3, main=True)
+            path = tmp_path / f"py{attempt}.dmp"
+            with snapshotdump.capture(process.pid) as snap:
+                result = snap.write_dump(path)
+            with snapshotdump.open_dump(path) as opened:
+                arrived = {t.frames[0].function for t in opened.python_threads().values()
+                           if t.frames}
+            if arrived >= set(EXPECTED) or result.python_stacks_skipped is not None:
+                return result, path
+            time.sleep(0.1)
+    raise AssertionError(f"the threads never all reached their functions: {arrived}")
 
 
 @pytest.mark.parametrize("version", ["3.10", "3.11", "3.12", "3.13"])
