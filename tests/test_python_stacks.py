@@ -44,7 +44,8 @@ def _snapshot(python: str, tmp_path: pathlib.Path) -> tuple[snapshotdump.DumpRes
     """A dump taken once every thread has reached its marked function.
 
     READY comes right after the threads pass a barrier, so a first dump may catch one on
-    its way (or waiting for the GIL on the way): dump again until all have arrived.
+    its way (or waiting for the GIL on the way): dump again until all are on their marked
+    lines.  The test then checks every frame of that dump.
     """
     with parked([python, str(SCRIPT)]) as process:
         for attempt in range(20):
@@ -53,9 +54,10 @@ def _snapshot(python: str, tmp_path: pathlib.Path) -> tuple[snapshotdump.DumpRes
             with snapshotdump.capture(process.pid) as snap:
                 result = snap.write_dump(path)
             with snapshotdump.open_dump(path) as opened:
-                arrived = {t.frames[0].function for t in opened.python_threads().values()
-                           if t.frames}
-            if arrived >= set(EXPECTED) or result.python_stacks_skipped is not None:
+                arrived = {(t.frames[0].function, t.frames[0].line)
+                           for t in opened.python_threads().values() if t.frames}
+            if arrived >= {want[0] for want in EXPECTED.values()} \
+                    or result.python_stacks_skipped is not None:
                 return result, path
             time.sleep(0.1)
     raise AssertionError(f"the threads never all reached their functions: {arrived}")
