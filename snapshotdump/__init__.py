@@ -33,6 +33,19 @@ from .flags import (
     ThreadWriteFlags,
     WalkInformationClass,
 )
+from .minidump.pystacks import PythonFrame, PythonThread
+from .minidump.reader import (
+    Dump,
+    DumpFormatError,
+    DumpModule,
+    DumpStream,
+    DumpSystemInfo,
+    DumpThread,
+    ExceptionRecord,
+    MemoryRange,
+    open_dump,
+)
+from .minidump.unwind import NativeFrame
 from .snapshot import (
     DumpResult,
     ExceptionInfo,
@@ -57,20 +70,31 @@ __all__ = [
     "CaptureFlags",
     "DestinationExistsError",
     "DestinationNotFoundError",
+    "Dump",
     "DumpCallback",
     "DumpCancelledError",
+    "DumpFormatError",
+    "DumpModule",
     "DumpResult",
+    "DumpStream",
+    "DumpSystemInfo",
+    "DumpThread",
     "DuplicateFlags",
     "ExceptionInfo",
+    "ExceptionRecord",
     "HandleFlags",
     "HandleInfo",
+    "MemoryRange",
     "MiniDumpType",
     "ModuleWriteFlags",
+    "NativeFrame",
     "ObjectType",
     "Performance",
     "ProcessFlags",
     "ProcessInfo",
     "ProcessNotFoundError",
+    "PythonFrame",
+    "PythonThread",
     "QueryInformationClass",
     "RegionInfo",
     "Snapshot",
@@ -86,6 +110,7 @@ __all__ = [
     "__version__",
     "capture",
     "enable_debug_privilege",
+    "open_dump",
 ]
 
 if sys.platform == "win32":

@@ -18,10 +18,10 @@ import traceback
 from collections.abc import Sequence
 from typing import IO, Any
 
-from . import _dest
+from . import _dest, _info_view
 from ._api import capture, enable_debug_privilege
 from .flags import CaptureFlags, MiniDumpType
-from .minidump.reader import DumpFormatError, summarize
+from .minidump.reader import DumpFormatError, open_dump
 from .snapshot import DumpResult, Snapshot, UserStream
 
 # ProcDump's presets, by the same names where it has them (-mp, -mt, -ma).
@@ -216,26 +216,15 @@ def cmd_dump(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_info(path: str, out: IO[str]) -> None:
-    summary = summarize(path)
-    print(f"{summary.path}: {_human(summary.size)}, {summary.os or 'unknown OS'} "
-          f"{summary.os_version or ''} on {summary.cpu or 'unknown CPU'}"
-          + (f", pid {summary.pid}" if summary.pid is not None else ""), file=out)
-    print(f"threads ({len(summary.threads)}):", file=out)
-    for thread in summary.threads:
-        print(f"  {thread.thread_id:>8}  stack {thread.stack_start:#018x} "
-              f"+{thread.stack_size:#x}", file=out)
-    print(f"modules ({len(summary.modules)}):", file=out)
-    for module in summary.modules:
-        print(f"  {module.base:#018x} {module.size:>#10x}  {module.debug_id or '-':<40}  "
-              f"{module.name}", file=out)
-    print(f"memory: {summary.memory_ranges} ranges, {_human(summary.memory_bytes)}", file=out)
-    print("streams: " + ", ".join(f"{name} ({size} B)" for _k, name, size in summary.streams),
-          file=out)
+def print_info(path: str, out: IO[str], thread_id: int | None = None, symbols: bool = True,
+               as_json: bool = False) -> None:
+    with open_dump(path) as dump:
+        info = _info_view.describe(dump, thread_id, symbols)
+    print(json.dumps(info) if as_json else _info_view.render(info), file=out)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    print_info(args.dump, sys.stdout)
+    print_info(args.dump, sys.stdout, args.thread, not args.no_symbols, args.json)
     return 0
 
 
@@ -309,8 +298,13 @@ def _dump_parser() -> argparse.ArgumentParser:
 def _command_parser(command: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"snapshotdump {command}")
     if command == "info":
-        parser.description = "Summarise any minidump: OS, threads, modules, streams, memory."
-        parser.add_argument("dump", help="a .dmp file")
+        parser.description = ("Show where each thread of any minidump is: its state, Python "
+                              "stack and native frames; then the exception, modules, streams.")
+        parser.add_argument("dump", help="a .dmp, .dmp.gz or .dmp.xz file")
+        parser.add_argument("--json", action="store_true", help="print the same as JSON")
+        parser.add_argument("--thread", type=int, metavar="TID", help="only this thread")
+        parser.add_argument("--no-symbols", action="store_true",
+                            help="do not unwind or symbolize (no local module files read)")
         parser.set_defaults(handler=cmd_info)
     else:
         parser.description = "Snapshot a small bundled target, dump it here and show the dump."

@@ -73,6 +73,8 @@ class DumpResult:
     modules: int | None = None
     skipped_reads: int = 0
     skipped_ranges: tuple[tuple[int, int], ...] = ()
+    #: Why a CPython target's Python-stacks stream is missing (None: written, or no CPython).
+    python_stacks_skipped: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,6 +232,7 @@ class Snapshot(abc.ABC):
             raise TypeError(f"overwrite must be True or False, not {overwrite!r}")
         streams = _user_streams(user_streams)
         started = time.perf_counter()
+        self._notes: dict[str, str] = {}
         try:
             with _dest.open_destination(dest, overwrite) as out:
                 counts = self._write(out, MiniDumpType(dump_type), exception, streams, callback)
@@ -249,6 +252,7 @@ class Snapshot(abc.ABC):
             pid=self.pid,
             threads=counts[0],
             modules=counts[1],
+            python_stacks_skipped=self._notes.get("python_stacks"),
         )
 
     @abc.abstractmethod

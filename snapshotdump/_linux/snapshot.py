@@ -189,7 +189,7 @@ class LinuxSnapshot(Snapshot):
         try:
             size, threads, modules = writer.write(
                 out.fd, self._data, self._mem_fd, dump_type, exception, user_streams, callback,
-                self._stream_from_clone if self._data.cloned else None)
+                self._stream_from_clone if self._data.cloned else None, self._notes)
         except OSError as exc:
             if not isinstance(exc, errors.SnapshotError) and self._frozen_target_died():
                 raise self._exited_error(exc.errno) from exc

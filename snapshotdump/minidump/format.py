@@ -50,6 +50,8 @@ class StreamType(enum.IntEnum):
     LINUX_AUXV = 0x47670008
     LINUX_MAPS = 0x47670009
     LINUX_DSO_DEBUG = 0x4767000A
+    #: snapshotdump's Python stacks (compact UTF-8 JSON; see docs/stacks.md and pystacks.py).
+    PYTHON_STACKS = 0x534E5001
 
 
 def ffi() -> Any:

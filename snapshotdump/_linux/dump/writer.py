@@ -25,6 +25,7 @@ from . import (
     memory_list,
     misc_info,
     module_list,
+    python_stacks,
     system_info,
     thread_info_list,
     thread_list,
@@ -35,10 +36,12 @@ from .plan import DumpPlan, make_plan
 
 def write(fd: int, data: CaptureData, mem_fd: int, dump_type: MiniDumpType,
           exception_info: ExceptionInfo | None, user_streams: Sequence[UserStream],
-          callback: DumpCallback | None, bulk: BulkCopy | None = None) -> tuple[int, int, int]:
+          callback: DumpCallback | None, bulk: BulkCopy | None = None,
+          notes: dict[str, str] | None = None) -> tuple[int, int, int]:
     """Write the dump to *fd*; return (file size, threads written, modules written).
 
     *bulk*, when given, is offered a full dump's memory first (see MemoryReader.copy_all).
+    *notes*, when given, receives "python_stacks": why a CPython's stacks are missing.
     """
     arch = arch_module.current()
     reader = MemoryReader(mem_fd, bulk)
@@ -69,6 +72,11 @@ def write(fd: int, data: CaptureData, mem_fd: int, dump_type: MiniDumpType,
         steps.append((StreamType.HANDLE_DATA, lambda out: handle_data.write(plan, out)))
     if plan.full_memory or plan.wants(MiniDumpType.WITH_FULL_MEMORY_INFO):
         steps.append((StreamType.MEMORY_INFO_LIST, lambda out: memory_info_list.write(plan, out)))
+    python_payload, python_note = python_stacks.collect(plan)
+    if python_payload is not None:
+        steps.append((StreamType.PYTHON_STACKS, _raw(python_payload)))
+    if python_note is not None and notes is not None:
+        notes["python_stacks"] = python_note
     steps += [(int(kind), _raw(payload)) for kind, payload in linux_streams.text_streams(plan)]
     steps.append((StreamType.LINUX_DSO_DEBUG, lambda out: linux_streams.write_dso_debug(plan, out)))
     steps += [(stream.type, _raw(stream.data)) for stream in user_streams]
