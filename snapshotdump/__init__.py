@@ -7,6 +7,7 @@
 
 from ._api import capture, enable_debug_privilege
 from ._dest import DestinationExistsError, DestinationNotFoundError
+from ._watch import TriggeredDump, Watch, watch
 from ._windows.snapshot import ProcessHandle
 from .callbacks import CallbackEvent, CallbackResult, DumpCallback
 from .errors import (
@@ -77,9 +78,12 @@ __all__ = [
     "ThreadFlags",
     "ThreadInfo",
     "ThreadWriteFlags",
+    "TriggeredDump",
     "UserStream",
     "WalkInformationClass",
+    "Watch",
     "__version__",
     "capture",
     "enable_debug_privilege",
+    "watch",
 ]
