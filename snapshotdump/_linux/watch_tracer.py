@@ -119,7 +119,8 @@ class Watcher:
             while b"\n" in self._control:
                 line, self._control = self._control.split(b"\n", 1)
                 request = json.loads(line)
-                self.dump_on_request(str(request["trigger"]), float(request["value"]))
+                self.dump_on_request(str(request["trigger"]), float(request["value"]),
+                                     float(request["at"]))
                 if self.finished:
                     return True
         return True
@@ -196,27 +197,29 @@ class Watcher:
                 held[tid] = freeze.signal_to_return(status) if event == 0 else 0
 
     def dump_on_signal(self, tid: int, sig: int) -> None:
-        noticed = time.monotonic_ns()
+        noticed, fired = time.monotonic_ns(), time.time()
         info = siginfo(tid)
         trigger = "signal" if sig in self.signals else "crash"
         exception = ExceptionInfo(thread_id=tid, code=sig, flags=info.code, address=info.address)
         held = self.hold(first=tid)
-        self.dump(held, noticed, trigger, float(sig), exception, deliver=(tid, sig),
+        self.dump(held, noticed, fired, trigger, float(sig), exception, deliver=(tid, sig),
                   final=trigger == "crash")
 
-    def dump_on_request(self, trigger: str, value: float) -> None:
+    def dump_on_request(self, trigger: str, value: float, fired: float) -> None:
         noticed = time.monotonic_ns()
-        self.dump(self.hold(first=None), noticed, trigger, value, None, None, final=False)
+        self.dump(self.hold(first=None), noticed, fired, trigger, value, None, None,
+                  final=False)
 
-    def dump(self, held: dict[int, int], noticed: int, trigger: str, value: float,
-             exception: ExceptionInfo | None, deliver: tuple[int, int] | None,
+    def dump(self, held: dict[int, int], noticed: int, fired: float, trigger: str,
+             value: float, exception: ExceptionInfo | None, deliver: tuple[int, int] | None,
              final: bool) -> None:
         error: str | None = None
         result = None
         try:
             with snapshot_held(self.pid, list(held), noticed) as snap:
                 result = files.write(snap, self.folder, trigger, value, self.dump_type,
-                                     self.compress, exception, pause_seconds=0.0)
+                                     self.compress, exception, pause_seconds=0.0,
+                                     triggered_at=fired)
         except (OSError, ValueError) as exc:
             error = str(exc)
         self.remaining -= 1 if result is not None else 0

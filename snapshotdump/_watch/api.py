@@ -234,10 +234,12 @@ class Watch(Iterator[TriggeredDump]):
             return None
         trigger, value = due
         self._engine.dumped(now)
+        fired = time.time()
         if self._helper is not None:
             # The crash/signal watcher is the target's tracer: it takes this dump too.
             assert self._helper.stdin is not None
-            self._helper.stdin.write(json.dumps({"trigger": trigger, "value": value}).encode()
+            self._helper.stdin.write(json.dumps({"trigger": trigger, "value": value,
+                                                 "at": fired}).encode()
                                      + b"\n")
             self._helper.stdin.flush()
             return None
@@ -246,7 +248,7 @@ class Watch(Iterator[TriggeredDump]):
         try:
             with capture(self.pid) as snap:
                 result = files.write(snap, self.output_dir, trigger, value, self.dump_type,
-                                     self.compress)
+                                     self.compress, triggered_at=fired)
         except (errors.ProcessNotFoundError, errors.TargetExitedError):
             self._target_gone(None)
         self.written += 1

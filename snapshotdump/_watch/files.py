@@ -26,11 +26,13 @@ class TriggeredDump(DumpResult):
     ``fds``, ``signal``, ``crash`` or ``time`` (no trigger: a dump every ``for_seconds``).
     ``value`` is the measured figure (percent, MiB, count) or the signal number.
     ``pause_seconds`` is how long the target was held still for this dump.
+    ``triggered_at`` is when the trigger fired (``time.time()``), before the dump.
     """
 
     trigger: str = ""
     value: float = 0.0
     pause_seconds: float | None = None
+    triggered_at: float = 0.0
 
 
 def image_stem(image_path: str | None) -> str:
@@ -40,7 +42,7 @@ def image_stem(image_path: str | None) -> str:
 
 def write(snap: Snapshot, folder: str, trigger: str, value: float, dump_type: MiniDumpType,
           compress: str | None, exception: ExceptionInfo | None = None,
-          pause_seconds: float | None = None) -> TriggeredDump:
+          pause_seconds: float | None = None, triggered_at: float = 0.0) -> TriggeredDump:
     """Write *snap* into *folder* under the next free name for this second and trigger."""
     stem = f"{image_stem(snap.process.image_path)}_{snap.pid}_{time.strftime('%Y%m%d_%H%M%S')}"
     suffix = SUFFIXES[compress]
@@ -55,7 +57,8 @@ def write(snap: Snapshot, folder: str, trigger: str, value: float, dump_type: Mi
             pause_seconds = snap.performance.pause_seconds
         return TriggeredDump(**{f.name: getattr(result, f.name)
                                 for f in dataclasses.fields(DumpResult)},
-                             trigger=trigger, value=value, pause_seconds=pause_seconds)
+                             trigger=trigger, value=value, pause_seconds=pause_seconds,
+                             triggered_at=triggered_at or time.time())
     raise DestinationExistsError(f"{folder}: a thousand dumps named {stem}_{trigger} exist "
                                  "already; clean the folder or choose another with -o")
 
