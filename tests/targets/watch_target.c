@@ -75,6 +75,7 @@ int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     memset(&action, 0, sizeof action);
     action.sa_handler = on_usr1;
+    action.sa_flags = SA_RESTART; /* a signal must not end the fgets() loop */
     sigaction(SIGUSR1, &action, NULL);
     pthread_create(&thread, NULL, ticker, NULL);
     printf("READY %d %p\n", getpid(), (void *)marker);

@@ -1,0 +1,209 @@
+"""The crash and signal triggers: the target's own child-of-the-test wait status, unchanged.
+
+Every crash is run twice, once alone and once watched, under the same RLIMIT_CORE in
+its own folder: the parent (this test) must see the same raw wait status both times,
+core-dump bit included.  The dumps are read back by obj2yaml and lldb.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import resource
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+import snapshotdump
+
+from .support import Target, lldb, obj2yaml, running
+from .watch_support import wait_watching, watch_binary, watch_cli
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux ptrace")
+__all__ = ["watch_binary"]  # a fixture, imported for pytest
+
+
+class Child:
+    """The target as this test's own child, so that the test reads its raw wait status."""
+
+    def __init__(self, binary: pathlib.Path, cwd: pathlib.Path, core_limit: int) -> None:
+        def limit_core() -> None:
+            resource.setrlimit(resource.RLIMIT_CORE, (core_limit, core_limit))
+
+        self.process = subprocess.Popen([str(binary)], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True, bufsize=1, cwd=cwd,
+                                        preexec_fn=limit_core)
+        assert self.process.stdout is not None
+        self.pid = int(self.process.stdout.readline().split()[1])
+
+    def command(self, text: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(text + "\n")
+        self.process.stdin.flush()
+
+    def wait_status(self) -> int:
+        """The raw status waitpid gives the parent (Popen would keep only the signal)."""
+        _, status = os.waitpid(self.pid, 0)
+        self.process.returncode = 0
+        return status
+
+    def output(self) -> str:
+        assert self.process.stdout is not None
+        return self.process.stdout.read()
+
+    def close(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def child_factory(watch_binary: pathlib.Path) -> Iterator[list[Child]]:
+    made: list[Child] = []
+    yield made
+    for child in made:
+        child.close()
+
+
+def start(made: list[Child], binary: pathlib.Path, cwd: pathlib.Path, core: int) -> Child:
+    cwd.mkdir(exist_ok=True)
+    child = Child(binary, cwd, core)
+    made.append(child)
+    return child
+
+
+def exception_stream(path: str) -> dict[str, int]:
+    text = obj2yaml(path)
+    block = text.split("Type:            Exception\n", 1)[1].split("  - Type:", 1)[0]
+    fields = {}
+    for key, name in (("Thread ID", "thread"), ("Exception Code", "code"),
+                      ("Exception Flags", "flags"), ("Exception Address", "address")):
+        match = re.search(rf"{key}:\s+(0x[0-9A-Fa-f]+|\d+)", block)
+        fields[name] = int(match.group(1), 0) if match else 0  # obj2yaml omits zeros
+    return fields
+
+
+@pytest.mark.parametrize("core", [0, resource.RLIM_INFINITY], ids=["no-core", "core"])
+def test_crash_dumps_then_dies_exactly_as_alone(watch_binary: pathlib.Path,
+                                                tmp_path: pathlib.Path,
+                                                child_factory: list[Child], core: int) -> None:
+    alone = start(child_factory, watch_binary, tmp_path / "alone", core)
+    alone.command("crash")
+    expected = alone.wait_status()
+    assert os.WIFSIGNALED(expected) and os.WTERMSIG(expected) == signal.SIGSEGV
+    assert os.WCOREDUMP(expected) == (core != 0)
+
+    watched = start(child_factory, watch_binary, tmp_path / "watched", core)
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    cli = watch_cli(str(watched.pid), "--crash", "-o", str(dumps), "--json")
+    wait_watching(cli)
+    watched.command("crash")
+    status = watched.wait_status()
+    out, err = cli.communicate(timeout=120)
+    assert status == expected, (hex(status), hex(expected))  # WTERMSIG, core bit and all
+    assert watched.output() == ""  # it never ran past the fault
+    assert cli.returncode == 0, err
+    [line] = out.splitlines()
+    result = json.loads(line)
+    assert result["trigger"] == "crash" and result["value"] == signal.SIGSEGV
+    assert result["pause_seconds"] > 0
+    stream = exception_stream(result["path"])
+    # Breakpad's convention: the signal as the code, si_code as the flags, si_addr.
+    assert stream == {"thread": watched.pid, "code": signal.SIGSEGV, "flags": 1,  # SEGV_MAPERR
+                      "address": 0}
+    report = lldb(result["path"], "thread list", "register read rip")
+    assert re.search(rf"\* thread #1: tid = {watched.pid},.*watch_target\.c:\d+.*"
+                     r"stop reason = signal SIGSEGV", report), report
+    crash_line = next(n for n, text in enumerate(
+        (pathlib.Path(__file__).parent / "targets" / "watch_target.c").read_text().splitlines(),
+        1) if "crash\\n" in text) + 1
+    assert f"watch_target.c:{crash_line}" in report.split("register read rip", 1)[1]
+    assert os.path.exists(tmp_path / "watched" / "core") == (core != 0)
+
+
+def test_a_sigsegv_the_target_handles_is_no_crash(watch_binary: pathlib.Path,
+                                                  tmp_path: pathlib.Path,
+                                                  child_factory: list[Child]) -> None:
+    child = start(child_factory, watch_binary, tmp_path / "t", 0)
+    cli = watch_cli(str(child.pid), "--crash", "-o", str(tmp_path))
+    wait_watching(cli)
+    child.command("handled-segv")
+    child.command("usr1")  # it runs on after its own handler recovered
+    child.command("exit")
+    assert child.wait_status() == 0
+    assert child.output() == "RECOVERED\nUSR1 0\n"
+    _out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 1 and f"pid {child.pid} exited" in err and "0 dump" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["t"]
+
+
+def test_sa_resethand_first_sigsegv_caught_second_one_crashes(
+        watch_binary: pathlib.Path, tmp_path: pathlib.Path, child_factory: list[Child]) -> None:
+    child = start(child_factory, watch_binary, tmp_path / "t", 0)
+    cli = watch_cli(str(child.pid), "--crash", "-n", "5", "-o", str(tmp_path), "--json")
+    wait_watching(cli)
+    child.command("reset-segv")
+    status = child.wait_status()
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSEGV
+    assert child.output() == "RESETHAND\n"  # the handler ran once, then SIG_DFL killed it
+    out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 0, err
+    [line] = out.splitlines()  # one dump: the caught SIGSEGV was no crash
+    assert json.loads(line)["trigger"] == "crash"
+
+
+def test_signal_is_dumped_then_delivered_exactly_once(watch_binary: pathlib.Path,
+                                                      tmp_path: pathlib.Path) -> None:
+    with running([str(watch_binary)]) as target:
+        cli = watch_cli(str(target.pid), "--signal", "USR1,SIGHUP", "-n", "2",
+                        "-o", str(tmp_path), "--json")
+        wait_watching(cli)
+        assert _count_usr1(target) == 0
+        os.kill(target.pid, signal.SIGUSR1)
+        first = json.loads(_stdout_line(cli))
+        assert _count_usr1(target) == 1
+        os.kill(target.pid, signal.SIGUSR1)
+        out, err = cli.communicate(timeout=60)
+        assert cli.returncode == 0, err
+        second = json.loads(out)
+        assert _count_usr1(target) == 2  # each one delivered once, after its dump
+        for result in (first, second):
+            assert result["trigger"] == "signal" and result["value"] == signal.SIGUSR1
+            stream = exception_stream(result["path"])
+            assert stream["code"] == signal.SIGUSR1 and stream["thread"] in (
+                target.pid, *map(int, os.listdir(f"/proc/{target.pid}/task")))
+            assert stream["flags"] == 0  # SI_USER: sent by kill()
+        # `running` checks that the target is untraced, unstopped and ticking.
+
+
+def test_a_traced_target_is_refused_with_a_clear_error(watch_binary: pathlib.Path,
+                                                       tmp_path: pathlib.Path) -> None:
+    with running([str(watch_binary)]) as target:
+        first = watch_cli(str(target.pid), "--crash", "-o", str(tmp_path))
+        wait_watching(first)
+        with pytest.raises(snapshotdump.SnapshotPermissionError, match="already traced"), \
+                snapshotdump.watch(target.pid, crash=True, output_dir=str(tmp_path)) as w:
+            w.start()
+        first.send_signal(signal.SIGINT)
+        assert first.wait(timeout=60) == 130
+
+
+def _count_usr1(target: Target) -> int:
+    target.command("usr1")
+    words = target.line(timeout=30).split()
+    assert words[0] == "USR1", words
+    return int(words[1])
+
+
+def _stdout_line(cli: subprocess.Popen[str]) -> str:
+    assert cli.stdout is not None
+    return cli.stdout.readline()
