@@ -15,6 +15,7 @@ import resource
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -207,3 +208,61 @@ def _count_usr1(target: Target) -> int:
 def _stdout_line(cli: subprocess.Popen[str]) -> str:
     assert cli.stdout is not None
     return cli.stdout.readline()
+
+
+def test_abort_in_a_second_thread_names_that_thread(watch_binary: pathlib.Path,
+                                                   tmp_path: pathlib.Path,
+                                                   child_factory: list[Child]) -> None:
+    alone = start(child_factory, watch_binary, tmp_path / "alone", 0)
+    alone.command("thread-abort")
+    expected = alone.wait_status()
+    assert os.WIFSIGNALED(expected) and os.WTERMSIG(expected) == signal.SIGABRT
+    child = start(child_factory, watch_binary, tmp_path / "t", 0)
+    cli = watch_cli(str(child.pid), "--crash", "-o", str(tmp_path), "--json")
+    wait_watching(cli)
+    child.command("thread-abort")
+    assert child.wait_status() == expected
+    out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 0, err
+    result = json.loads(out)
+    assert result["trigger"] == "crash" and result["value"] == signal.SIGABRT
+    stream = exception_stream(result["path"])
+    assert stream["code"] == signal.SIGABRT and stream["flags"] == 0xFFFFFFFA  # SI_TKILL
+    assert stream["thread"] != child.pid
+    report = lldb(result["path"], "thread list")
+    assert re.search(rf"\* thread #\d+: tid = {stream['thread']},.*stop reason = signal SIGABRT",
+                     report), report
+
+
+def test_job_control_and_polling_dumps_while_watching_for_crashes(
+        watch_binary: pathlib.Path, tmp_path: pathlib.Path,
+        child_factory: list[Child]) -> None:
+    child = start(child_factory, watch_binary, tmp_path / "t", 0)
+    cli = watch_cli(str(child.pid), "--crash", "--threads", "5", "--for", "0.2",
+                    "--interval", "100", "-n", "2", "-o", str(tmp_path), "--json")
+    wait_watching(cli)
+    tasks = f"/proc/{child.pid}/task"
+
+    def states() -> set[str]:
+        return {pathlib.Path(f"{tasks}/{t}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                for t in os.listdir(tasks)}
+
+    assert not states() & {"t", "T"}  # watched, yet nothing stopped
+    os.kill(child.pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 10
+    while states() != {"t"} and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert states() == {"t"}  # stopped as SIGSTOP asked ('t': it has a tracer)
+    os.kill(child.pid, signal.SIGCONT)
+    child.command("threads 4")  # a dump by the polling trigger, taken by the crash watcher
+    assert child.process.stdout is not None and child.process.stdout.readline() == "THREADS 6\n"
+    assert cli.stdout is not None
+    polled = json.loads(cli.stdout.readline())
+    assert polled["trigger"] == "threads" and polled["threads"] == 6
+    child.command("crash")
+    status = child.wait_status()
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSEGV
+    out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 0, err
+    assert json.loads(out)["trigger"] == "crash"
+    obj2yaml(polled["path"])

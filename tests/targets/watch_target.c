@@ -11,6 +11,7 @@
  *   handled-segv -> dereferences NULL under its own SIGSEGV handler and goes on; "RECOVERED"
  *   reset-segv   -> a SA_RESETHAND SIGSEGV handler returns: the retried access dies of SEGV
  *   crash        -> dereferences NULL (SIGSEGV at the default action)
+ *   thread-abort -> a new thread calls abort() (SIGABRT, raised in that thread)
  *   exit         -> exits with status 0
  */
 #define _GNU_SOURCE
@@ -40,6 +41,11 @@ static void *sleeper(void *arg) {
     (void)arg;
     for (;;) pause();
     return NULL;
+}
+
+static void *aborter(void *arg) {
+    (void)arg;
+    abort();
 }
 
 static void on_usr1(int sig) { (void)sig; usr1_count++; }
@@ -118,6 +124,9 @@ int main(void) {
         } else if (strcmp(line, "crash\n") == 0) {
             *null_pointer = 1;
             printf("SURVIVED\n");
+        } else if (strcmp(line, "thread-abort\n") == 0) {
+            pthread_create(&thread, NULL, aborter, NULL);
+            pthread_join(thread, NULL);
         } else if (strcmp(line, "exit\n") == 0) {
             return 0;
         }
