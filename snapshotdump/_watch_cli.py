@@ -54,6 +54,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--type", default="normal",
                    help="normal, mini-plus, triage, full, MiniDumpType names or a hex mask")
     p.add_argument("--compress", choices=["gzip", "xz"], help="write .dmp.gz or .dmp.xz")
+    p.add_argument("--live-fallback", action="store_true",
+                   help="dump the live/frozen process if no snapshot can be made (polling "
+                        "triggers)")
     p.add_argument("--json", action="store_true", help="one JSON object per dump")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the dumps' paths")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -100,7 +103,8 @@ def main(argv: Sequence[str]) -> int:
                   memory=args.memory, memory_below=args.memory_below, threads=args.threads,
                   fds=args.fds, signals=signals, crash=args.crash, count=args.count,
                   for_seconds=args.for_seconds, interval_ms=args.interval,
-                  output_dir=args.output, dump_type=dump_type, compress=args.compress)
+                  output_dir=args.output, dump_type=dump_type, compress=args.compress,
+                  live_fallback=args.live_fallback)
     except (UsageError, ValueError, TypeError) as exc:
         p.error(str(exc))
     try:

@@ -21,6 +21,7 @@ from .files import TriggeredDump
 
 FATAL_SIGNAL_NAMES = "SEGV, BUS, FPE, ILL, ABRT, TRAP, SYS"
 HELPER_EXIT_TIMEOUT = 60.0
+UNWATCHABLE_SIGNALS = (9, 19)  # SIGKILL, SIGSTOP (Linux numbers; Windows has neither)
 
 
 class Sampler(Protocol):
@@ -63,7 +64,7 @@ def parse_signal(value: int | str) -> int:
                              "or a number") from None
     else:
         raise TypeError(f"a signal is a name or a number, not {type(value).__name__}")
-    if number in (signal_module.SIGKILL, signal_module.SIGSTOP) or not 0 < number < 65:
+    if number in UNWATCHABLE_SIGNALS or not 0 < number < 65:
         raise ValueError(f"signal {value!r} cannot be watched: SIGKILL and SIGSTOP never reach "
                          "a tracer before they act, and signals run from 1 to 64")
     return number
@@ -89,7 +90,7 @@ class Watch(Iterator[TriggeredDump]):
     def __init__(self, target: int | None, name: str | None, conditions: list[Condition],
                  signals: frozenset[int], crash: bool, count: int, for_seconds: float,
                  interval: float, output_dir: str, dump_type: MiniDumpType,
-                 compress: str | None) -> None:
+                 compress: str | None, live_fallback: bool = False) -> None:
         self.pid = target
         self.name = name
         self.conditions = conditions
@@ -101,6 +102,7 @@ class Watch(Iterator[TriggeredDump]):
         self.output_dir = output_dir
         self.dump_type = dump_type
         self.compress = compress
+        self.live_fallback = live_fallback
         self.written = 0
         self.target_exited = False
         self.exit_status: int | None = None
@@ -246,7 +248,7 @@ class Watch(Iterator[TriggeredDump]):
         from .._api import capture
 
         try:
-            with capture(self.pid) as snap:
+            with capture(self.pid, live_fallback=self.live_fallback) as snap:
                 result = files.write(snap, self.output_dir, trigger, value, self.dump_type,
                                      self.compress, triggered_at=fired)
         except (errors.ProcessNotFoundError, errors.TargetExitedError):
@@ -329,6 +331,7 @@ def watch(
     output_dir: str = ".",
     dump_type: MiniDumpType = MiniDumpType.NORMAL,
     compress: str | None = None,
+    live_fallback: bool = False,
 ) -> Watch:
     """Watch a process and dump it when a trigger fires, as ProcDump does.
 
@@ -351,7 +354,9 @@ def watch(
     target; only the dump pauses it.  The crash and signal triggers trace the target
     with PTRACE_SEIZE, which stops nothing until a signal comes; a process already being
     debugged cannot be watched for them.  Pass *name* instead of *target* to wait for a
-    process whose executable name (comm or argv[0] basename) is *name*.
+    process whose executable name (comm or argv[0] basename) is *name*.  *live_fallback*
+    is :func:`capture`'s: dump the live (Windows) or frozen (Linux) process where no
+    snapshot can be made.
     """
     if (target is None) == (name is None):
         raise ValueError("give either a pid or name=..., not both and not neither")
@@ -385,5 +390,7 @@ def watch(
     check_flags(dump_type, MiniDumpType, "dump_type")
     if compress not in files.SUFFIXES:
         raise ValueError(f"compress={compress!r} must be None, 'gzip' or 'xz'")
+    if not isinstance(live_fallback, bool):
+        raise TypeError(f"live_fallback must be True or False, not {live_fallback!r}")
     return Watch(target, name, conditions, wanted, crash, count, seconds, interval / 1000.0,
-                 output_dir, MiniDumpType(dump_type), compress)
+                 output_dir, MiniDumpType(dump_type), compress, live_fallback)
