@@ -46,19 +46,45 @@ def watch_child() -> Iterator[WatchChild]:
                 stream.close()
 
 
+def under_wine() -> bool:
+    import ctypes
+
+    ntdll = ctypes.WinDLL("ntdll")  # type: ignore[attr-defined,unused-ignore]
+    return hasattr(ntdll, "wine_get_version")
+
+
 def test_sampler_reads_the_counters(watch_child: WatchChild) -> None:
     from snapshotdump._windows.watch_sampler import ProcessSampler, find_by_name
 
     sampler = ProcessSampler(watch_child.pid)
     first = sampler.sample()
     watch_child.ask("threads 6", "THREADS")
-    watch_child.ask("handles 30", "HANDLES")
-    watch_child.ask("burn 1", "BURNED")
     second = sampler.sample()
     assert second["threads"] >= first["threads"] + 6
-    assert second["fds"] >= first["fds"] + 30
-    assert second["memory"] > 1 and "cpu" in second and second["cpu"] > 20
+    assert second["memory"] > 1 and "cpu" in second
     assert watch_child.pid in find_by_name("python.exe")
+
+
+def test_sampler_measures_cpu(watch_child: WatchChild) -> None:
+    from snapshotdump._windows.watch_sampler import ProcessSampler
+
+    if under_wine():
+        pytest.skip("Wine 8 answers GetProcessTimes with zero times for another process")
+    sampler = ProcessSampler(watch_child.pid)
+    sampler.sample()
+    watch_child.ask("burn 1", "BURNED")
+    assert sampler.sample()["cpu"] > 20
+
+
+def test_sampler_counts_handles(watch_child: WatchChild) -> None:
+    from snapshotdump._windows.watch_sampler import ProcessSampler
+
+    if under_wine():
+        pytest.skip("Wine 8 answers GetProcessHandleCount with 0 for another process")
+    sampler = ProcessSampler(watch_child.pid)
+    first = sampler.sample()
+    watch_child.ask("handles 30", "HANDLES")
+    assert sampler.sample()["fds"] >= first["fds"] + 30
 
 
 def test_threads_trigger_writes_a_dump(watch_child: WatchChild, dumps: pathlib.Path) -> None:
