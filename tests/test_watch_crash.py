@@ -266,3 +266,31 @@ def test_job_control_and_polling_dumps_while_watching_for_crashes(
     assert cli.returncode == 0, err
     assert json.loads(out)["trigger"] == "crash"
     obj2yaml(polled["path"])
+
+
+def test_a_stopped_target_stays_stopped_through_a_dump(watch_binary: pathlib.Path,
+                                                       tmp_path: pathlib.Path,
+                                                       child_factory: list[Child]) -> None:
+    child = start(child_factory, watch_binary, tmp_path / "t", 0)
+    tasks = f"/proc/{child.pid}/task"
+
+    def states() -> set[str]:
+        return {pathlib.Path(f"{tasks}/{t}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                for t in os.listdir(tasks)}
+
+    cli = watch_cli(str(child.pid), "--crash", "--cpu-below", "50", "--for", "1",
+                    "--interval", "100", "-o", str(tmp_path), "--json")
+    wait_watching(cli)
+    os.kill(child.pid, signal.SIGSTOP)  # job control, while the watcher traces it
+    deadline = time.monotonic() + 10
+    while states() != {"t"} and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert states() == {"t"} and cli.poll() is None  # stopped before the dump comes
+    out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 0, err
+    assert json.loads(out)["trigger"] == "cpu-below"
+    assert states() == {"T"}  # let go, and still stopped as SIGSTOP asked
+    os.kill(child.pid, signal.SIGCONT)
+    child.command("usr1")
+    assert child.process.stdout is not None and child.process.stdout.readline() == "USR1 0\n"
+    assert pathlib.Path(f"/proc/{child.pid}/status").read_text().count("TracerPid:\t0") == 1

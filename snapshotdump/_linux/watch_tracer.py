@@ -37,6 +37,7 @@ CRASH_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.
 STOP_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
 OPTIONS = ptrace.PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC
 CONTROL_POLL_SECONDS = 0.1
+LISTEN = -1  # a held thread that was in a job-control stop goes back to it
 
 
 def would_kill(pid: int, tid: int, sig: int) -> bool:
@@ -68,6 +69,7 @@ class Watcher:
         self.dump_type = MiniDumpType(int(config["dump_type"]))
         self.compress: str | None = config["compress"]
         self.traced: set[int] = set()
+        self.held: dict[int, int] = {}  # stopped by us: tid -> signal to hand back (or LISTEN)
         self.finished = False
         self._control = b""
 
@@ -171,79 +173,98 @@ class Watcher:
         return self.crash and sig in CRASH_SIGNALS and would_kill(self.pid, tid, sig)
 
     # --- dumping -----------------------------------------------------------------------
-    def hold(self, first: int | None) -> dict[int, int]:
-        """Stop every traced thread; the signal each stop swallowed (to hand back), by tid."""
-        held: dict[int, int] = {} if first is None else {first: 0}
+    def hold(self) -> None:
+        """Stop every traced thread; note in ``held`` what each stop swallowed, to hand back.
+
+        A thread in a job-control stop is noted as LISTEN: it goes back to that stop.
+        """
+        held = self.held
         while True:
             new = [t for t in sorted(self.traced | set(procfs.task_ids(self.pid)))
                    if t not in held]
             if not new:
-                return held
+                return
             for tid in new:
                 try:
                     ptrace.interrupt(tid)
                     status = freeze.wait_stopped(tid)
                 except (errors.ProcessNotFoundError, errors.TargetExitedError):
                     self.traced.discard(tid)
-                    held.pop(tid, None)
                     continue
                 except errors.SnapshotError:
                     if tid in self.traced:
                         raise
                     continue  # a thread born meanwhile, not yet ours: the next pass has it
-                event = ptrace.stop_event(status)
+                event, sig = ptrace.stop_event(status), os.WSTOPSIG(status)
                 if event == ptrace.PTRACE_EVENT_CLONE:
                     self.traced.add(ptrace.event_message(tid))
-                held[tid] = freeze.signal_to_return(status) if event == 0 else 0
+                if event == ptrace.PTRACE_EVENT_STOP and sig in STOP_SIGNALS:
+                    held[tid] = LISTEN
+                else:
+                    held[tid] = freeze.signal_to_return(status) if event == 0 else 0
 
     def dump_on_signal(self, tid: int, sig: int) -> None:
         noticed, fired = time.monotonic_ns(), time.time()
+        # Noted first: whatever happens next, letting go of the target delivers it.
+        self.held[tid] = sig
         info = siginfo(tid)
         trigger = "signal" if sig in self.signals else "crash"
         exception = ExceptionInfo(thread_id=tid, code=sig, flags=info.code, address=info.address)
-        held = self.hold(first=tid)
-        self.dump(held, noticed, fired, trigger, float(sig), exception, deliver=(tid, sig),
+        self.hold()
+        self.dump(noticed, fired, trigger, float(sig), exception, last=tid,
                   final=trigger == "crash")
 
     def dump_on_request(self, trigger: str, value: float, fired: float) -> None:
         noticed = time.monotonic_ns()
-        self.dump(self.hold(first=None), noticed, fired, trigger, value, None, None,
-                  final=False)
+        self.hold()
+        self.dump(noticed, fired, trigger, value, None, None, final=False)
 
-    def dump(self, held: dict[int, int], noticed: int, fired: float, trigger: str,
-             value: float, exception: ExceptionInfo | None, deliver: tuple[int, int] | None,
-             final: bool) -> None:
+    def dump(self, noticed: int, fired: float, trigger: str, value: float,
+             exception: ExceptionInfo | None, last: int | None, final: bool) -> None:
         error: str | None = None
         result = None
         try:
-            with snapshot_held(self.pid, list(held), noticed) as snap:
+            with snapshot_held(self.pid, list(self.held), noticed) as snap:
                 result = files.write(snap, self.folder, trigger, value, self.dump_type,
                                      self.compress, exception, pause_seconds=0.0,
                                      triggered_at=fired)
-        except (OSError, ValueError) as exc:
-            error = str(exc)
+        except Exception as exc:  # whatever failed, the target must get its signal back
+            error = f"{exc}" or type(exc).__name__
         self.remaining -= 1 if result is not None else 0
         final = final or self.remaining <= 0
-        if deliver is not None:
-            held[deliver[0]] = deliver[1]
-        # The thread that got the signal goes last: for a crash its delivery ends the process.
-        order = sorted(held, key=lambda t: deliver is not None and t == deliver[0])
-        for tid in order:
-            with contextlib.suppress(errors.ProcessNotFoundError):
-                (ptrace.detach if final else ptrace.cont)(tid, held[tid])
+        self.resume(final, last)
         resumed = time.monotonic_ns()
-        if final:
-            self.traced.clear()
-            self.finished = True
         if result is not None:
             payload = dataclasses.asdict(result)
             payload["dump_type"] = int(result.dump_type)
             payload["pause_seconds"] = (resumed - noticed) / 1e9
-            self.emit(event="dump", result=payload, delivered=deliver is not None)
+            self.emit(event="dump", result=payload)
         else:
             self.emit(event="error", message=error or "the dump failed")
         if final:
             self.emit(event="done", remaining=self.remaining)
+
+    def resume(self, detach: bool, last: int | None = None) -> None:
+        """Let every held thread go with what its stop swallowed: continue, or detach.
+
+        *last* (the thread that got the signal) goes last, and otherwise the leader: for a
+        crash, that delivery ends the process; a dead leader is collected after the others.
+        """
+        held, self.held = self.held, {}
+        for tid in sorted(held, key=lambda t: (t == last, t == self.pid)):
+            sig = held[tid]
+            try:
+                if detach:
+                    ptrace.detach(tid, max(sig, 0))
+                elif sig == LISTEN:
+                    listen(tid)
+                else:
+                    ptrace.cont(tid, sig)
+            except errors.ProcessNotFoundError:
+                self.traced.discard(tid)
+        if detach:
+            self.traced.clear()
+            self.finished = True
 
     # --- the end -----------------------------------------------------------------------
     def finish_exited(self, status: int | None) -> None:
@@ -252,15 +273,12 @@ class Watcher:
         self.emit(event="exited", status=status)
 
     def release_all(self) -> None:
-        """Let go of a running target: stop each thread, then detach it with what it held."""
-        if self.finished or not self.traced:
+        """Let go of the target: stop each thread, then detach it with what its stop held."""
+        if self.finished or not (self.traced or self.held):
             return
         with contextlib.suppress(errors.SnapshotError):
-            held = self.hold(first=None)
-            for tid in sorted(held, key=lambda t: t == self.pid):
-                with contextlib.suppress(errors.ProcessNotFoundError):
-                    ptrace.detach(tid, held[tid])
-        self.finished = True
+            self.hold()
+        self.resume(detach=True)
 
 
 def _tracer_of(pid: int, tid: int) -> int:
