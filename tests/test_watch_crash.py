@@ -22,7 +22,7 @@ import pytest
 
 import snapshotdump
 
-from .support import Target, lldb, obj2yaml, running
+from .support import Target, lldb, obj2yaml, parse_with_minidump_package, running
 from .watch_support import wait_watching, watch_binary, watch_cli
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux ptrace")
@@ -121,6 +121,10 @@ def test_crash_dumps_then_dies_exactly_as_alone(watch_binary: pathlib.Path,
     # Breakpad's convention: the signal as the code, si_code as the flags, si_addr.
     assert stream == {"thread": watched.pid, "code": signal.SIGSEGV, "flags": 1,  # SEGV_MAPERR
                       "address": 0}
+    record = parse_with_minidump_package(result["path"]).exception.exception_records[0]
+    assert record.ThreadId == watched.pid
+    assert record.ExceptionRecord.ExceptionCode.name == "EXCEPTION_SIGSEGV"
+    assert record.ExceptionRecord.ExceptionFlags == 1
     report = lldb(result["path"], "thread list", "register read rip")
     assert re.search(rf"\* thread #1: tid = {watched.pid},.*watch_target\.c:\d+.*"
                      r"stop reason = signal SIGSEGV", report), report
