@@ -249,3 +249,17 @@ def test_cli_usage_errors_exit_2() -> None:
     result = subprocess.run([sys.executable, "-m", "snapshotdump", "watch", "--cpu", "5"],
                             capture_output=True, text=True, cwd=ROOT, check=False)
     assert result.returncode == 2 and "give a PID or --name NAME" in result.stderr
+
+
+def test_killed_watcher_lets_go_of_the_target(target: Target, tmp_path: pathlib.Path) -> None:
+    cli = watch_cli(str(target.pid), "--crash", "--signal", "USR1", "-o", str(tmp_path))
+    wait_watching(cli)
+    assert target.status()["TracerPid"] != "0"
+    cli.kill()  # SIGKILL: no chance to clean up; its crash watcher sees its pipe close
+    cli.communicate(timeout=60)
+    os.kill(target.pid, signal.SIGUSR1)
+    assert answer(target, "usr1", "USR1") == 1  # delivered, by the watcher or after it left
+    for left in tmp_path.iterdir():  # a dump the watcher took before it noticed is whole
+        assert left.suffix == ".dmp", left
+        obj2yaml(left)
+    # `running` checks that the target ends untraced, unstopped and ticking.
