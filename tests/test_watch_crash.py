@@ -169,18 +169,25 @@ def test_sa_resethand_first_sigsegv_caught_second_one_crashes(
 def test_signal_is_dumped_then_delivered_exactly_once(watch_binary: pathlib.Path,
                                                       tmp_path: pathlib.Path) -> None:
     with running([str(watch_binary)]) as target:
-        cli = watch_cli(str(target.pid), "--signal", "USR1,SIGHUP", "-n", "2",
+        cli = watch_cli(str(target.pid), "--signal", "USR1,SIGHUP", "-n", "2", "--for", "1",
                         "-o", str(tmp_path), "--json")
         wait_watching(cli)
         assert _count_usr1(target) == 0
+        sent = time.time()
         os.kill(target.pid, signal.SIGUSR1)
         first = json.loads(_stdout_line(cli))
+        assert sent <= first["triggered_at"] <= time.time()
         assert _count_usr1(target) == 1
+        os.kill(target.pid, signal.SIGUSR1)  # within --for of the first dump: not dumped
+        assert _count_usr1(target) == 2
+        time.sleep(max(0.0, first["triggered_at"] + 1.1 - time.time()))
+        sent = time.time()
         os.kill(target.pid, signal.SIGUSR1)
         out, err = cli.communicate(timeout=60)
         assert cli.returncode == 0, err
         second = json.loads(out)
-        assert _count_usr1(target) == 2  # each one delivered once, after its dump
+        assert sent <= second["triggered_at"] <= time.time()
+        assert _count_usr1(target) == 3  # each one delivered once, dumped or not
         for result in (first, second):
             assert result["trigger"] == "signal" and result["value"] == signal.SIGUSR1
             stream = exception_stream(result["path"])

@@ -68,6 +68,8 @@ class Watcher:
         self.folder = str(config["folder"])
         self.dump_type = MiniDumpType(int(config["dump_type"]))
         self.compress: str | None = config["compress"]
+        self.for_seconds = float(config["for_seconds"])
+        self.last_dump: float | None = None
         self.traced: set[int] = set()
         self.held: dict[int, int] = {}  # stopped by us: tid -> signal to hand back (or LISTEN)
         self.finished = False
@@ -168,9 +170,13 @@ class Watcher:
             self.traced.discard(tid)  # killed (SIGKILL) while stopped: its exit comes next
 
     def wants(self, tid: int, sig: int) -> bool:
+        if self.crash and sig in CRASH_SIGNALS and would_kill(self.pid, tid, sig):
+            return True  # a crash is dumped whenever it comes: there is no next time
         if sig in self.signals:
-            return True
-        return self.crash and sig in CRASH_SIGNALS and would_kill(self.pid, tid, sig)
+            # --for is also the least time between two dumps: a signal sooner goes on undumped.
+            return (self.last_dump is None
+                    or time.monotonic() - self.last_dump >= self.for_seconds)
+        return False
 
     # --- dumping -----------------------------------------------------------------------
     def hold(self) -> None:
@@ -208,7 +214,8 @@ class Watcher:
         # Noted first: whatever happens next, letting go of the target delivers it.
         self.held[tid] = sig
         info = siginfo(tid)
-        trigger = "signal" if sig in self.signals else "crash"
+        crash = self.crash and sig in CRASH_SIGNALS and would_kill(self.pid, tid, sig)
+        trigger = "crash" if crash else "signal"
         exception = ExceptionInfo(thread_id=tid, code=sig, flags=info.code, address=info.address)
         self.hold()
         self.dump(noticed, fired, trigger, float(sig), exception, last=tid,
@@ -231,6 +238,7 @@ class Watcher:
         except Exception as exc:  # whatever failed, the target must get its signal back
             error = f"{exc}" or type(exc).__name__
         self.remaining -= 1 if result is not None else 0
+        self.last_dump = time.monotonic()
         final = final or self.remaining <= 0
         self.resume(final, last)
         resumed = time.monotonic_ns()

@@ -169,7 +169,8 @@ class Watch(Iterator[TriggeredDump]):
                 "the crash and signal triggers need Linux here (the Windows debug-API crash "
                 "trigger is not written yet); use the polling triggers", function="watch")
         config = {"pid": pid, "signals": sorted(self.signals), "crash": self.crash,
-                  "count": self.count, "folder": self.output_dir,
+                  "count": self.count, "for_seconds": self.for_seconds,
+                  "folder": self.output_dir,
                   "dump_type": int(self.dump_type), "compress": self.compress}
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -347,7 +348,8 @@ def watch(
     - *crash*: dump when a fatal signal (SEGV, BUS, FPE, ILL, ABRT, TRAP, SYS) meets its
       default action, with the exception stream; then the target dies as it would have.
     - A polling condition must hold for *for_seconds* without a break, which is also the
-      least time between two polling dumps.  With no trigger at all, *count* dumps are
+      least time between two dumps (a listed signal that comes sooner is delivered
+      without a dump; a crash is always dumped).  With no trigger at all, *count* dumps are
       written *for_seconds* apart.
 
     The polling triggers read /proc (Windows: process counters) and never stop the
