@@ -305,3 +305,27 @@ def test_a_stopped_target_stays_stopped_through_a_dump(watch_binary: pathlib.Pat
     child.command("usr1")
     assert child.process.stdout is not None and child.process.stdout.readline() == "USR1 0\n"
     assert pathlib.Path(f"/proc/{child.pid}/status").read_text().count("TracerPid:\t0") == 1
+
+
+def test_compressed_crash_dump_keeps_its_exception_stream(watch_binary: pathlib.Path,
+                                                          tmp_path: pathlib.Path,
+                                                          child_factory: list[Child]) -> None:
+    import lzma
+
+    child = start(child_factory, watch_binary, tmp_path / "t", 0)
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    cli = watch_cli(str(child.pid), "--crash", "--compress", "xz", "-o", str(dumps), "--json")
+    wait_watching(cli)
+    child.command("crash")
+    status = child.wait_status()
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSEGV
+    out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 0, err
+    packed = pathlib.Path(json.loads(out)["path"])
+    assert packed.name.endswith("_crash.dmp.xz") and [p.name for p in dumps.iterdir()] == [
+        packed.name]  # no temporary file left beside it
+    plain = tmp_path / "crash.dmp"
+    plain.write_bytes(lzma.decompress(packed.read_bytes()))
+    stream = exception_stream(str(plain))
+    assert stream["code"] == signal.SIGSEGV and stream["thread"] == child.pid
