@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ._api import capture, enable_debug_privilege
 from ._dest import DestinationExistsError, DestinationNotFoundError
+from ._watch import TriggeredDump, Watch, watch
 from .callbacks import CallbackEvent, CallbackResult, DumpCallback
 from .errors import (
     DumpCancelledError,
@@ -105,12 +106,15 @@ __all__ = [
     "ThreadFlags",
     "ThreadInfo",
     "ThreadWriteFlags",
+    "TriggeredDump",
     "UserStream",
     "WalkInformationClass",
+    "Watch",
     "__version__",
     "capture",
     "enable_debug_privilege",
     "open_dump",
+    "watch",
 ]
 
 if sys.platform == "win32":

@@ -272,7 +272,8 @@ def _dump_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="snapshotdump",
         description="Snapshot a running process and write a minidump; the process pauses only "
-                    "while it is cloned.  Also: 'snapshotdump demo', 'snapshotdump info DUMP'.")
+                    "while it is cloned.  Also: 'snapshotdump demo', 'snapshotdump info DUMP', "
+                    "'snapshotdump watch PID --cpu 90' (see 'snapshotdump watch -h').")
     parser.add_argument("pid", type=_pid, help="the process to dump")
     parser.add_argument("-o", "--output", help="dump file (default IMAGE_PID_YYYYmmdd_HHMMSS.dmp)")
     parser.add_argument("--type", default="normal",
@@ -316,6 +317,10 @@ def _command_parser(command: str) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] == "watch":
+        from ._watch_cli import main as watch_main
+
+        return watch_main(arguments[1:])
     if arguments and arguments[0] in ("info", "demo"):
         parser = _command_parser(arguments[0])
         arguments = arguments[1:]

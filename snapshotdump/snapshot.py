@@ -46,13 +46,15 @@ class ExceptionInfo:
     On Windows ``pointers`` is the address, in the target, of its
     EXCEPTION_POINTERS (as MINIDUMP_EXCEPTION_INFORMATION expects).  On Linux the
     stream is built from ``code`` (a signal number), ``address`` and the saved
-    context of ``thread_id``.
+    context of ``thread_id``; ``flags`` is the signal's si_code (Breakpad's
+    ExceptionFlags on Linux).
     """
 
     thread_id: int
     pointers: int = 0
     code: int = 0
     address: int = 0
+    flags: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,6 +10,7 @@ def write(out: DumpFile, info: ExceptionInfo, context: Location | None) -> Locat
     stream = out.new("MINIDUMP_EXCEPTION_STREAM")
     stream.ThreadId = info.thread_id
     stream.ExceptionRecord.ExceptionCode = info.code & 0xFFFFFFFF
+    stream.ExceptionRecord.ExceptionFlags = info.flags & 0xFFFFFFFF
     stream.ExceptionRecord.ExceptionAddress = info.address & 0xFFFFFFFFFFFFFFFF
     if context is not None:
         stream.ThreadContext.DataSize = context.size

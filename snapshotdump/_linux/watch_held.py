@@ -1,0 +1,116 @@
+"""A snapshot of a process whose threads the crash/signal watcher already holds stopped.
+
+The normal capture seizes the target itself, which cannot happen while the watcher is
+its tracer; here the watcher reads the held threads' registers and the process files,
+and the dump is written from the stopped process (no clone: the target is about to get
+its signal, and for a crash, to die).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import os
+import time
+
+from .. import errors
+from ..flags import CaptureFlags
+from . import arch as arch_module
+from . import procfs, ptrace
+from .capture_data import CaptureData, ThreadState
+from .snapshot import LinuxSnapshot
+
+PTRACE_GETSIGINFO = 0x4202
+PTRACE_LISTEN = 0x4208
+PTRACE_EVENT_EXEC = 4
+PTRACE_O_TRACEEXEC = 0x00000010
+SIGINFO_SIZE = 128
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.ptrace.restype = ctypes.c_long
+_libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+
+
+@dataclasses.dataclass(frozen=True)
+class SignalInfo:
+    """The parts of a siginfo_t the exception stream records (Breakpad's Linux convention)."""
+
+    signo: int
+    code: int
+    address: int
+
+
+def _ptrace(request: int, tid: int, data: ctypes.c_void_p | int | None, name: str) -> None:
+    if _libc.ptrace(request, tid, None, data) == -1:
+        raise errors.from_errno(ctypes.get_errno(), name, pid=tid)
+
+
+def siginfo(tid: int) -> SignalInfo:
+    """The siginfo of the signal *tid* is stopped for (in signal-delivery-stop)."""
+    buffer = ctypes.create_string_buffer(SIGINFO_SIZE)
+    _ptrace(PTRACE_GETSIGINFO, tid, ctypes.cast(buffer, ctypes.c_void_p),
+            "ptrace(PTRACE_GETSIGINFO)")
+    raw = buffer.raw
+    return SignalInfo(signo=int.from_bytes(raw[0:4], "little", signed=True),
+                      code=int.from_bytes(raw[8:12], "little", signed=True),
+                      address=int.from_bytes(raw[16:24], "little"))
+
+
+def listen(tid: int) -> None:
+    """Leave a thread in its group-stop (job control) while still being told of signals."""
+    _ptrace(PTRACE_LISTEN, tid, 0, "ptrace(PTRACE_LISTEN)")
+
+
+class HeldSnapshot(LinuxSnapshot):
+    """A LinuxSnapshot of a stopped target that this process traces (not a helper's)."""
+
+    def __init__(self, data: CaptureData, mem_fd: int) -> None:
+        super(LinuxSnapshot, self).__init__(data.pid, CaptureFlags.DEFAULT & ~CaptureFlags.VA_CLONE,
+                                            is_live=True)
+        self._data = data
+        self._mem_fd = mem_fd
+        self._released_ns = None
+
+    def _release(self) -> None:
+        os.close(self._mem_fd)
+
+    def resumed(self, when_ns: int) -> None:
+        """Record when the target ran again, for :attr:`performance`."""
+        self._data.resumed_ns = when_ns
+
+
+def snapshot_held(pid: int, tids: list[int], stopped_ns: int) -> HeldSnapshot:
+    """Read the held threads and the process files into a snapshot; the target stays stopped."""
+    module = arch_module.current()
+    threads = []
+    for tid in sorted(tids):
+        registers = module.read_registers(tid)
+        if len(registers) != module.REGS_SIZE:
+            raise errors.SnapshotUnsupportedError(
+                f"pid {pid} is not a {module.MACHINE} process (a 32-bit task?)",
+                function="watch", pid=pid)
+        base = f"/proc/{pid}/task/{tid}"
+        threads.append(ThreadState(
+            tid=tid,
+            name=procfs.read_optional(f"{base}/comm").decode("utf-8", "replace").rstrip("\n"),
+            registers=registers, fp_registers=module.read_fp_registers(tid),
+            xstate=ptrace.xstate(tid), stat=procfs.parse_stat(procfs.read_text(f"{base}/stat"))))
+    base = f"/proc/{pid}"
+    try:
+        exe = os.readlink(f"{base}/exe")
+    except OSError:
+        exe = ""
+    lsb = procfs.read_optional("/etc/lsb-release") or procfs.read_optional("/etc/os-release")
+    data = CaptureData(
+        pid=pid, clone_pid=None, threads=threads,
+        maps=procfs.read_text(f"{base}/maps"), status=procfs.read_text(f"{base}/status"),
+        stat=procfs.read_text(f"{base}/stat"), cmdline=procfs.read_optional(f"{base}/cmdline"),
+        environ=procfs.read_optional(f"{base}/environ"),
+        auxv=procfs.read_optional(f"{base}/auxv"), fds=procfs.file_descriptors(pid), exe=exe,
+        cpuinfo=procfs.read_optional("/proc/cpuinfo"), lsb_release=lsb,
+        captured_at=time.time(), first_stop_ns=stopped_ns, resumed_ns=None,
+        finished_ns=time.monotonic_ns(), clone_ns=None, boot_time=procfs.boot_time(),
+        clock_ticks=procfs.clock_ticks(),
+        fallback_reason="held by the crash/signal watcher, which delivers the signal next")
+    mem_fd = os.open(f"{base}/mem", os.O_RDONLY | os.O_CLOEXEC)
+    return HeldSnapshot(data, mem_fd)
