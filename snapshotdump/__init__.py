@@ -7,6 +7,7 @@
 
 from ._api import capture, enable_debug_privilege
 from ._dest import DestinationExistsError, DestinationNotFoundError
+from ._version import __version__
 from ._windows.snapshot import ProcessHandle
 from .callbacks import CallbackEvent, CallbackResult, DumpCallback
 from .errors import (
@@ -42,8 +43,6 @@ from .snapshot import (
     ThreadInfo,
     UserStream,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CallbackEvent",

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Sequence
 from typing import IO, Any
 
-from . import _dest
+from . import _dest, _spawn
 from ._api import capture, enable_debug_privilege
 from .flags import CaptureFlags, MiniDumpType
 from .minidump.reader import DumpFormatError, summarize
@@ -238,10 +238,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    target = subprocess.Popen([sys.executable, "-m", "snapshotdump._demo_target"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                                  filter(None, [_package_root(), os.environ.get("PYTHONPATH")]))})
+    # Isolated like the tracer helper: a snapshotdump/ folder here must not run instead.
+    target = subprocess.Popen(_spawn.python_argv("snapshotdump._demo_target"),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert target.stdout is not None
         if target.stdout.readline().strip() != "READY":
@@ -261,10 +260,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if target.stdout:
             target.stdout.close()
     return 0
-
-
-def _package_root() -> str:
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _pid(text: str) -> int:

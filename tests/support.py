@@ -126,6 +126,22 @@ def running(argv: list[str], env: dict[str, str] | None = None) -> Iterator[Targ
         process.close()
 
 
+def package_env(**extra: str) -> dict[str, str]:
+    """The environment for a Python child that must import the snapshotdump the tests import.
+
+    Installed (scripts/test), that is the venv's site-packages, on the path anyway; in a
+    developer's checkout, the checkout.  Never the child's working folder.
+    """
+    import site
+
+    import snapshotdump
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(snapshotdump.__file__ or "")))
+    if root in site.getsitepackages():
+        return {**os.environ, **extra}
+    return {**os.environ, "PYTHONPATH": root, **extra}
+
+
 def python_target_argv() -> list[str]:
     return [sys.executable, str(TARGETS / "target.py")]
 

@@ -17,11 +17,10 @@ import snapshotdump
 from snapshotdump import CaptureFlags, MiniDumpType
 from snapshotdump._linux import ptrace
 
-from .support import TARGETS, Target, lldb, obj2yaml
+from .support import TARGETS, Target, lldb, obj2yaml, package_env
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux backend")
 FREEZE = CaptureFlags.DEFAULT & ~CaptureFlags.VA_CLONE
-ROOT = str(pathlib.Path(__file__).resolve().parents[1])
 
 
 @pytest.fixture
@@ -61,8 +60,7 @@ def test_process_already_traced(target: Target) -> None:
         [sys.executable, "-c",
          "import sys, time; from snapshotdump._linux import ptrace; "
          "ptrace.seize(int(sys.argv[1])); print('SEIZED', flush=True); time.sleep(60)",
-         str(target.pid)], stdout=subprocess.PIPE, text=True, env={**os.environ,
-                                                                  "PYTHONPATH": ROOT})
+         str(target.pid)], stdout=subprocess.PIPE, text=True, env=package_env())
     try:
         assert tracer.stdout is not None and tracer.stdout.readline().strip() == "SEIZED"
         with pytest.raises(PermissionError, match=f"already traced by pid {tracer.pid}"):
@@ -95,7 +93,7 @@ def test_no_privilege_to_trace(tmp_path: pathlib.Path) -> None:
         result = subprocess.run(
             [setpriv, "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace", sys.executable,
              "-c", script, str(target.pid)], capture_output=True, text=True,
-            env={**os.environ, "PYTHONPATH": ROOT}, check=False, timeout=60)
+            env=package_env(), check=False, timeout=60)
         status = target.status()
         assert status["TracerPid"] == "0"
         assert target.children() == []
@@ -135,7 +133,7 @@ def test_sigkill_of_the_dumping_process(target: Target, tmp_path: pathlib.Path,
     dumper = subprocess.Popen(
         [sys.executable, str(TARGETS / "dump_slowly.py"), str(target.pid),
          str(tmp_path / "a.dmp"), mode], stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": ROOT})
+        env=package_env())
     assert dumper.stdout is not None
     assert dumper.stdout.readline().strip() == "CAPTURED"
     time.sleep(0.3)

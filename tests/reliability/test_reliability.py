@@ -26,11 +26,10 @@ from snapshotdump import CaptureFlags, MiniDumpType
 from snapshotdump.minidump.reader import DumpFormatError, summarize
 
 from ..conftest import require
-from ..support import Target, obj2yaml, running
+from ..support import Target, obj2yaml, package_env, running
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux reliability")
 HERE = pathlib.Path(__file__).parent
-ROOT = str(HERE.parents[1])
 FREEZE = CaptureFlags.DEFAULT & ~CaptureFlags.VA_CLONE
 DOCUMENTED = (ValueError, TypeError, OSError)  # SnapshotError is an OSError
 
@@ -109,7 +108,7 @@ def test_sigkill_of_the_dumper_at_a_random_point(busy: Target, tmp_path: pathlib
                                                  seed: int) -> None:
     dumper = subprocess.Popen([sys.executable, str(HERE / "dumper_loop.py"), str(busy.pid),
                                str(tmp_path)], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": ROOT})
+                              env=package_env())
     assert dumper.stdout is not None
     phases = ["capture", "write", "close"]
     chosen = random.Random(seed)
@@ -156,7 +155,7 @@ def _wait_gone(pid: int) -> None:
 def test_sigint_during_write_dump(busy: Target, tmp_path: pathlib.Path) -> None:
     dumper = subprocess.Popen([sys.executable, str(HERE / "dumper_loop.py"), str(busy.pid),
                                str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env={**os.environ, "PYTHONPATH": ROOT})
+                              text=True, env=package_env())
     assert dumper.stdout is not None
     for line in dumper.stdout:
         if line.strip() == "write":
@@ -176,7 +175,7 @@ def test_sigint_while_the_clone_copies_memory(c_binary: pathlib.Path, tmp_path: 
         dumper = subprocess.Popen([sys.executable, str(HERE / "interrupted_copy.py"),
                                    str(target.pid), str(tmp_path)], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True,
-                                  env={**os.environ, "PYTHONPATH": ROOT})
+                                  env=package_env())
         try:
             assert dumper.stdout is not None
             assert dumper.stdout.readline().strip() == "write"
@@ -204,7 +203,7 @@ def test_ctrl_c_at_any_moment_leaves_the_channel_in_step(c_binary: pathlib.Path,
         result = subprocess.run([sys.executable, str(HERE / "interrupt_anywhere.py"),
                                  str(target.pid), str(tmp_path), "15", str(seed)],
                                 capture_output=True, text=True, timeout=300,
-                                env={**os.environ, "PYTHONPATH": ROOT})
+                                env=package_env())
         assert result.returncode == 0, result.stderr[-3000:]
         assert result.stdout.startswith("OK 15 interrupted"), result.stdout
         assert int(result.stdout.split()[-1]) > 0  # some rounds really were interrupted
