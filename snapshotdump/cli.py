@@ -9,6 +9,7 @@ import gzip
 import json
 import lzma
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -16,6 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
+from types import FrameType
 from typing import IO, Any
 
 from . import _dest, _spawn
@@ -313,7 +315,54 @@ def _command_parser(command: str) -> argparse.ArgumentParser:
     return parser
 
 
+class _Interrupts:
+    """SIGTERM and SIGHUP handled as Ctrl-C is: the partial file removed, the target released.
+
+    The signal is passed to the current SIGINT handler, not raised from here: while the
+    library holds Ctrl-C back (mid-message to the tracer helper) it holds these back too.
+    """
+
+    SIGNALS = ("SIGTERM", "SIGHUP")
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                number = getattr(signal, name, None)
+                if number is not None:
+                    self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)
+
+    def _handle(self, number: int, frame: FrameType | None) -> None:
+        if self.received is not None:
+            return  # already on the way out: let the cleanup finish
+        self.received = number
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    def exit_status(self) -> int:
+        return 128 + (self.received or signal.SIGINT)
+
+    def name(self) -> str:
+        return signal.Signals(self.received or signal.SIGINT).name
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    with _Interrupts() as interrupts:
+        return _main(argv, interrupts)
+
+
+def _main(argv: Sequence[str] | None, interrupts: _Interrupts) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments and arguments[0] in ("info", "demo"):
         parser = _command_parser(arguments[0])
@@ -328,8 +377,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"snapshotdump: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("snapshotdump: interrupted; nothing was left behind", file=sys.stderr)
-        return 130
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            print(f"snapshotdump: interrupted ({interrupts.name()}); nothing was left behind",
+                  file=sys.stderr)
+        return interrupts.exit_status()
     except (OSError, ValueError, DumpFormatError, RuntimeError) as exc:
         if args.debug:
             traceback.print_exc()

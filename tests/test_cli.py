@@ -10,21 +10,30 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
 from .conftest import require
-from .support import Target, obj2yaml
+from .support import Target, obj2yaml, running
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux CLI tests")
 
 
-def run(*args: str, cwd: pathlib.Path | None = None) -> subprocess.CompletedProcess[str]:
-    command = shutil.which("snapshotdump")
+def console_script() -> str:
+    """The `snapshotdump` command installed with the Python running the tests."""
+    beside = pathlib.Path(sys.executable).parent / "snapshotdump"
+    command = str(beside) if beside.exists() else shutil.which("snapshotdump")
     require(command is not None, "the console script is not installed (pip install .)")
-    return subprocess.run([str(command), *args], capture_output=True, text=True, cwd=cwd,
+    assert command is not None
+    return command
+
+
+def run(*args: str, cwd: pathlib.Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([console_script(), *args], capture_output=True, text=True, cwd=cwd,
                           timeout=300, check=False)
 
 
@@ -152,3 +161,43 @@ def test_progress_on_a_terminal(target: Target, tmp_path: pathlib.Path,
     monkeypatch.setattr(sys, "stderr", _Terminal())
     assert cli.main([str(target.pid), "-o", str(tmp_path / "q.dmp"), "-q"]) == 0
     assert sys.stderr.getvalue() == ""
+
+
+def _mid_dump(folder: pathlib.Path, dumper: subprocess.Popen[str]) -> None:
+    """Return once the dumper has written its first MiB into the hidden partial file."""
+    while dumper.poll() is None:
+        if any(p.stat().st_size > 1 << 20 for p in folder.glob(".*.partial")
+               if p.exists()):
+            return
+        threading.Event().wait(0.005)
+    raise AssertionError(f"the dump ended (status {dumper.returncode}) before it was seen "
+                         "half-written")
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP", "SIGINT"])
+def test_termination_signal_mid_dump_removes_the_partial_file(
+        c_binary: pathlib.Path, tmp_path: pathlib.Path, name: str) -> None:
+    """Killed politely mid-dump, the CLI removes its partial file, releases the target (running,
+    untraced, no clone, no zombie: checked by running()) and exits 128+n."""
+    number = getattr(signal, name)
+    out = tmp_path / "out"
+    out.mkdir()
+    with running([str(c_binary)], {"TARGET_MIB": "256"}) as target:
+        dumper = subprocess.Popen(
+            [console_script(), str(target.pid), "--type", "full", "-o", str(out / "big.dmp")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _mid_dump(out, dumper)
+            # Stopped, the dumper gets the signal at a point this test has seen: mid-dump.
+            os.kill(dumper.pid, signal.SIGSTOP)
+            assert dumper.poll() is None and list(out.glob(".*.partial"))
+            os.kill(dumper.pid, number)
+            os.kill(dumper.pid, signal.SIGCONT)
+            _stdout, stderr = dumper.communicate(timeout=120)
+        finally:
+            if dumper.poll() is None:
+                dumper.kill()
+            dumper.wait()
+        assert dumper.returncode == 128 + number, stderr
+        assert f"interrupted ({name})" in stderr
+        assert os.listdir(out) == []
