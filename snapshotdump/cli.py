@@ -94,6 +94,25 @@ def parse_user_stream(text: str) -> UserStream:
         raise UsageError(f"--user-stream: {exc}") from None
 
 
+COMPRESSED_SUFFIXES = {"gzip": ".gz", "xz": ".xz"}
+
+
+def compressed_name(output: str, compress: str | None) -> str:
+    """-o as given, with the compression's suffix added; another codec's suffix is refused."""
+    if compress is None:
+        for codec, ending in COMPRESSED_SUFFIXES.items():
+            if output.lower().endswith(ending):
+                raise UsageError(f"-o {output!r} ends in {ending}, but the dump would not be "
+                                 f"compressed: add --compress {codec}, or drop the suffix")
+        return output
+    wanted = COMPRESSED_SUFFIXES[compress]
+    for codec, ending in COMPRESSED_SUFFIXES.items():
+        if codec != compress and output.lower().endswith(ending):
+            raise UsageError(f"-o {output!r} ends in {ending}, but --compress {compress} "
+                             f"writes {wanted} data: name it ...{wanted}")
+    return output if output.lower().endswith(wanted) else output + wanted
+
+
 def default_name(snap: Snapshot, suffix: str) -> str:
     image = snap.process.image_path or "process"
     stem = os.path.basename(image.replace("\\", "/")) or "process"
@@ -206,8 +225,9 @@ def cmd_dump(args: argparse.Namespace) -> int:
     if args.no_clone:
         flags &= ~CaptureFlags.VA_CLONE
     suffix = {None: ".dmp", "gzip": ".dmp.gz", "xz": ".dmp.xz"}[args.compress]
+    output = compressed_name(args.output, args.compress) if args.output else None
     with capture(args.pid, flags, live_fallback=args.live_fallback) as snap:
-        dest = args.output or default_name(snap, suffix)
+        dest = output or default_name(snap, suffix)
         result = _write(snap, dest, dump_type, streams, args.overwrite, args.compress,
                         progress=sys.stderr.isatty() and not args.quiet and not args.json)
         line = _as_json(result, snap) if args.json else _summary_line(result, snap)
@@ -315,6 +335,21 @@ def _command_parser(command: str) -> argparse.ArgumentParser:
     return parser
 
 
+# The library's advice names its keyword arguments; on the command line they are flags.
+_ARGUMENT_FLAGS = {
+    "overwrite=True": "--overwrite",
+    "live_fallback=True": "--live-fallback",
+    "enable_debug_privilege=True": "--enable-debug-privilege",
+    "capture without VA_CLONE": "--no-clone",
+}
+
+
+def as_flags(message: str) -> str:
+    for argument, flag in _ARGUMENT_FLAGS.items():
+        message = message.replace(argument, flag)
+    return message
+
+
 class _Interrupts:
     """SIGTERM and SIGHUP handled as Ctrl-C is: the partial file removed, the target released.
 
@@ -371,11 +406,20 @@ def _main(argv: Sequence[str] | None, interrupts: _Interrupts) -> int:
         parser = _dump_parser()
     args = parser.parse_args(arguments)
     try:
-        return int(args.handler(args))
+        status = int(args.handler(args))
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
     except UsageError as exc:
         parser.print_usage(sys.stderr)
         print(f"snapshotdump: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (info X | head): stop quietly, as Unix tools do.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        return 128 + signal.SIGPIPE
     except KeyboardInterrupt:
         with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
             print(f"snapshotdump: interrupted ({interrupts.name()}); nothing was left behind",
@@ -385,7 +429,7 @@ def _main(argv: Sequence[str] | None, interrupts: _Interrupts) -> int:
         if args.debug:
             traceback.print_exc()
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"snapshotdump: error: {message}", file=sys.stderr)
+        print(f"snapshotdump: error: {as_flags(message)}", file=sys.stderr)
         return 1
 
 

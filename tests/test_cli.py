@@ -90,7 +90,9 @@ def test_errors_are_one_line_with_status_1(target: Target, tmp_path: pathlib.Pat
     existing.write_bytes(b"keep")
     clash = run(str(target.pid), "-o", str(existing))
     assert clash.returncode == 1 and "--overwrite" not in clash.stdout
-    assert "overwrite=True" in clash.stderr and existing.read_bytes() == b"keep"
+    # The advice names the flag the user types, not the Python argument.
+    assert "pass --overwrite" in clash.stderr and "overwrite=True" not in clash.stderr
+    assert existing.read_bytes() == b"keep"
     debug = run("4194000", "--debug")
     assert debug.returncode == 1 and "Traceback" in debug.stderr
     replaced = run(str(target.pid), "-o", str(existing), "--overwrite")
@@ -201,3 +203,48 @@ def test_termination_signal_mid_dump_removes_the_partial_file(
         assert dumper.returncode == 128 + number, stderr
         assert f"interrupted ({name})" in stderr
         assert os.listdir(out) == []
+
+
+def test_unwritable_destination_is_named_as_given(target: Target) -> None:
+    result = run(str(target.pid), "-o", "/proc/version", "--overwrite")
+    assert result.returncode == 1
+    assert "'/proc/version'" in result.stderr and ".partial" not in result.stderr, result.stderr
+
+
+def test_longest_valid_file_name(target: Target, tmp_path: pathlib.Path) -> None:
+    """A name of 255 bytes is valid: the hidden temporary name must not push it over."""
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    for length in (234, limit):
+        name = tmp_path / ("n" * (length - 4) + ".dmp")
+        result = run(str(target.pid), "-o", str(name))
+        assert result.returncode == 0, result.stderr
+        obj2yaml(name)
+    assert sorted(len(p.name) for p in tmp_path.iterdir()) == [234, limit]
+
+
+def test_compressed_output_gets_its_suffix(target: Target, tmp_path: pathlib.Path) -> None:
+    result = run(str(target.pid), "--compress", "xz", "-o", str(tmp_path / "z.dmp"))
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["z.dmp.xz"]
+    assert str(tmp_path / "z.dmp.xz") in result.stdout
+    with lzma.open(tmp_path / "z.dmp.xz") as packed:
+        assert packed.read(4) == b"MDMP"
+    for args in (["--compress", "xz", "-o", "y.dmp.gz"], ["-o", "y.dmp.xz"]):
+        refused = run(str(target.pid), *args, cwd=tmp_path)
+        assert refused.returncode == 2 and "ends in" in refused.stderr, refused.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["z.dmp.xz"]
+
+
+def test_info_into_a_closed_pipe_exits_quietly(target: Target, tmp_path: pathlib.Path) -> None:
+    """`snapshotdump info X | head -1`: no Broken pipe error, the status of a SIGPIPE."""
+    dump = tmp_path / "a.dmp"
+    assert run(str(target.pid), "-o", str(dump)).returncode == 0
+    reader, writer = os.pipe()
+    os.close(reader)  # head has already read its line and gone
+    try:
+        result = subprocess.run([console_script(), "info", str(dump)], stdout=writer,
+                                stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    finally:
+        os.close(writer)
+    assert result.returncode == 128 + signal.SIGPIPE
+    assert result.stderr == ""
