@@ -18,7 +18,14 @@ import snapshotdump
 from snapshotdump import CaptureFlags, MiniDumpType, errors
 from snapshotdump._linux import ptrace
 
-from .support import TARGETS, Target, lldb, obj2yaml, package_env
+from .support import (
+    TARGETS,
+    Target,
+    lldb,
+    obj2yaml,
+    package_env,
+    parse_with_minidump_package,
+)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux backend")
 FREEZE = CaptureFlags.DEFAULT & ~CaptureFlags.VA_CLONE
@@ -175,10 +182,17 @@ def test_target_exits_during_a_cloned_dump_which_still_completes(
         if event.type is snapshotdump.CallbackType.MODULE:
             os.kill(target.pid, signal.SIGKILL)
 
+    threads = set(target.task_states())
     with snapshotdump.capture(target.pid) as snap:
         snap.write_dump(tmp_path / "a.dmp", MiniDumpType.WITH_FULL_MEMORY, callback=kill_target)
     target.process.wait(timeout=10)
-    obj2yaml(tmp_path / "a.dmp")  # the clone held the memory: the dump is whole
+    # The clone held the memory: the dump is whole, and holds the target as it was.
+    obj2yaml(tmp_path / "a.dmp")
+    parsed = parse_with_minidump_package(tmp_path / "a.dmp")
+    assert {t.ThreadId for t in parsed.threads.threads} == threads
+    reader = parsed.get_reader()
+    assert reader.read(target.marker_address, len(target.marker)) == target.marker
+    assert any(m.name.endswith("/target") for m in parsed.modules.modules)
 
 
 @pytest.mark.parametrize("mode", ["clone", "freeze"])

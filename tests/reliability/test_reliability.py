@@ -283,9 +283,20 @@ def test_two_captures_at_once(busy: Target, tmp_path: pathlib.Path) -> None:
         obj2yaml(tmp_path / f"{name}.dmp")
 
 
+def _pid_max() -> int:
+    with open("/proc/sys/kernel/pid_max") as f:
+        return int(f.read())
+
+
+_PID_MAX = _pid_max() if sys.platform.startswith("linux") else 2**22
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
-    pid_offset=st.one_of(st.none(), st.integers(-2**40, 2**40), st.booleans()),
+    # Never a pid some process on this host could hold: only the fuzz target's own (None),
+    # non-positive ones, pids above pid_max, and non-pids.
+    pid_offset=st.one_of(st.none(), st.integers(-2**40, 0),
+                         st.integers(_PID_MAX + 1, 2**40), st.booleans()),
     flags=st.one_of(st.integers(-1, 2**33), st.sampled_from(list(CaptureFlags))),
     dump_type=st.one_of(st.integers(-1, 2**27), st.sampled_from(list(MiniDumpType))),
     dest_name=st.text(min_size=0, max_size=20),
