@@ -16,13 +16,16 @@ import sys
 from collections.abc import Iterator
 from typing import IO, Any
 
-from .errors import SnapshotError, SnapshotPermissionError
+from .errors import (
+    ERROR_FILE_EXISTS,
+    ERROR_PATH_NOT_FOUND,
+    SnapshotError,
+    SnapshotPermissionError,
+)
 
 Dest = str | os.PathLike[str] | IO[bytes]
 
 _IS_WINDOWS = sys.platform == "win32"
-_ERROR_PATH_NOT_FOUND = 3
-_ERROR_FILE_EXISTS = 80
 
 
 class DestinationNotFoundError(SnapshotError, FileNotFoundError):
@@ -52,13 +55,13 @@ def _check_path(path: str, overwrite: bool) -> None:
             raise DestinationExistsError(
                 f"dest {path!r} is a symbolic link; refusing to write through it (dumps hold "
                 "secrets): give the real path", errno=errno.EEXIST,
-                winerror=_ERROR_FILE_EXISTS if _IS_WINDOWS else None, function="open")
+                winerror=ERROR_FILE_EXISTS if _IS_WINDOWS else None, function="open")
         if stat.S_ISDIR(info.st_mode):
             raise ValueError(f"dest {path!r} is a directory; give a file name inside it")
         if not overwrite:
             raise DestinationExistsError(
                 f"dest {path!r} already exists; pass overwrite=True to replace it",
-                errno=errno.EEXIST, winerror=_ERROR_FILE_EXISTS if _IS_WINDOWS else None,
+                errno=errno.EEXIST, winerror=ERROR_FILE_EXISTS if _IS_WINDOWS else None,
                 function="open")
         if not stat.S_ISREG(info.st_mode):
             raise ValueError(f"dest {path!r} is not a regular file; refusing to replace it")
@@ -66,7 +69,7 @@ def _check_path(path: str, overwrite: bool) -> None:
     if not os.path.isdir(folder):
         raise DestinationNotFoundError(
             f"the folder of dest {path!r} does not exist: create {folder!r} first",
-            errno=errno.ENOENT, winerror=_ERROR_PATH_NOT_FOUND if _IS_WINDOWS else None,
+            errno=errno.ENOENT, winerror=ERROR_PATH_NOT_FOUND if _IS_WINDOWS else None,
             function="open")
 
 

@@ -35,13 +35,13 @@ def python_argv(module: str, *args: str) -> list[str]:
 
 
 def same_package(expected_dir: str, expected_version: str) -> str | None:
-    """In the child: why this is not the parent's package (file or version), or None."""
-    import snapshotdump
+    """In the child: why this is not the parent's package (folder or version), or None."""
+    from ._version import __version__
 
-    here = os.path.dirname(os.path.realpath(snapshotdump.__file__ or ""))
+    here = os.path.realpath(PACKAGE_DIR)
     if here != os.path.realpath(expected_dir):
-        return f"it imported snapshotdump from {here}, not {expected_dir}"
-    if snapshotdump.__version__ != expected_version:
-        return (f"snapshotdump in {here} is version {snapshotdump.__version__}, the caller "
-                f"runs {expected_version} (was it upgraded meanwhile?)")
+        return f"it runs snapshotdump from {here}, not from {expected_dir}"
+    if __version__ != expected_version:
+        return (f"snapshotdump in {here} is version {__version__}, the caller runs "
+                f"{expected_version} (was it upgraded meanwhile?)")
     return None
