@@ -14,7 +14,7 @@ import secrets
 import stat
 import sys
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, TypeAlias
 
 from .errors import (
     ERROR_FILE_EXISTS,
@@ -23,7 +23,7 @@ from .errors import (
     SnapshotPermissionError,
 )
 
-Dest = str | os.PathLike[str] | IO[bytes]
+Dest: TypeAlias = str | os.PathLike[str] | IO[bytes]
 
 _IS_WINDOWS = sys.platform == "win32"
 

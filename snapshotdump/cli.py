@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import IO, Any
 
+from typing_extensions import Self  # typing.Self is 3.11+; the floor is 3.10
+
 from . import _dest, _spawn
 from ._api import capture, enable_debug_privilege
 from .flags import CaptureFlags, MiniDumpType
@@ -143,7 +145,7 @@ class Progress:
                                         daemon=True)
         self._shown = False
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Self:
         if self.enabled:
             self._started = time.monotonic()
             self._thread.start()
@@ -363,7 +365,7 @@ class _Interrupts:
         self.received: int | None = None
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> _Interrupts:
+    def __enter__(self) -> Self:
         if threading.current_thread() is threading.main_thread():
             for name in self.SIGNALS:
                 number = getattr(signal, name, None)

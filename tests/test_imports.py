@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import pathlib
+import re
 
 import snapshotdump
 
@@ -93,3 +94,27 @@ def test_the_format_layer_imports_no_backend() -> None:
     wrong = {name: sorted(m for m in imported if m.startswith(BACKENDS))
              for name, imported in graph.items() if name.startswith("snapshotdump.minidump")}
     assert not any(wrong.values()), wrong
+
+
+# The distribution names in pyproject.toml's dependencies, and what importing them looks like.
+IMPORT_NAMES = {"cffi": {"cffi", "_cffi_backend"}, "typing-extensions": {"typing_extensions"}}
+
+
+def test_every_dependency_is_imported() -> None:
+    """A dependency nothing imports is dead weight on every install (the generated bindings,
+    which import _cffi_backend, count: they are part of what is installed)."""
+    pyproject = (pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    block = re.search(r"^dependencies = \[(.*?)\]", pyproject, re.M | re.S)
+    assert block is not None
+    declared = {re.split(r"[<>=!~ \[]", name, maxsplit=1)[0].lower()
+                for name in re.findall(r'"([^"]+)"', block.group(1))}
+    assert declared == set(IMPORT_NAMES), "a dependency changed: update IMPORT_NAMES"
+    imported: set[str] = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                imported.add(node.module.split(".")[0])
+    unused = {name for name, modules in IMPORT_NAMES.items() if not modules & imported}
+    assert not unused, f"declared but never imported: {sorted(unused)}"

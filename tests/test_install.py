@@ -124,3 +124,24 @@ def test_readme_first_command_on_a_fresh_clone(tmp_path: pathlib.Path) -> None:
     assert len(parsed.threads.threads) == 4  # the demo target's main thread and three more
     # The installed command, not the clone, ran: the clone holds no generated binding.
     assert not list((clone / "snapshotdump" / "_bindings").glob("_*_ffi.py"))
+
+
+def test_installed_metadata_version_and_license() -> None:
+    """One version (snapshotdump/_version.py, which pyproject.toml reads), and the MIT
+    license pyproject.toml declares, shipped as a LICENSE file."""
+    from importlib import metadata
+
+    try:
+        distribution = metadata.distribution("snapshotdump")
+    except metadata.PackageNotFoundError:
+        require(False, "snapshotdump is not installed (scripts/test installs the wheel)")
+        raise
+    assert distribution.version == snapshotdump.__version__
+    root = pathlib.Path(__file__).resolve().parents[1]
+    pyproject = (root / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in pyproject and "\nversion =" not in pyproject
+    assert distribution.metadata["License"] == "MIT"
+    shipped = [f for f in distribution.files or [] if f.name == "LICENSE"]
+    assert shipped, "the wheel carries no LICENSE file"
+    text = shipped[0].read_text()
+    assert text.startswith("MIT License") and text == (root / "LICENSE").read_text()
