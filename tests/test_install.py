@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -139,7 +140,8 @@ def test_installed_metadata_version_and_license() -> None:
     assert distribution.version == snapshotdump.__version__
     root = pathlib.Path(__file__).resolve().parents[1]
     pyproject = (root / "pyproject.toml").read_text()
-    assert 'dynamic = ["version"]' in pyproject and "\nversion =" not in pyproject
+    assert 'dynamic = ["version"]' in pyproject
+    assert not re.search(r'^version = "', pyproject, re.M), "a second, literal version"
     assert distribution.metadata["License"] == "MIT"
     shipped = [f for f in distribution.files or [] if f.name == "LICENSE"]
     assert shipped, "the wheel carries no LICENSE file"
