@@ -147,3 +147,14 @@ def test_installed_metadata_version_and_license() -> None:
     assert shipped, "the wheel carries no LICENSE file"
     text = shipped[0].read_text()
     assert text.startswith("MIT License") and text == (root / "LICENSE").read_text()
+
+
+def test_every_python_child_is_started_through_spawn() -> None:
+    """Future children too: only snapshotdump/_spawn.py may name the interpreter, so every
+    Python child of ours starts isolated, on the package's own files."""
+    package = pathlib.Path(snapshotdump.__file__ or "").resolve().parent
+    offenders = [str(path.relative_to(package)) for path in package.rglob("*.py")
+                 if path.name != "_spawn.py"
+                 and re.search(r"sys\.executable|sys\._base_executable|\"-m\"|'-m'",
+                               path.read_text(encoding="utf-8"))]
+    assert offenders == [], offenders
