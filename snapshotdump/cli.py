@@ -357,6 +357,7 @@ class _Interrupts:
 
     The signal is passed to the current SIGINT handler, not raised from here: while the
     library holds Ctrl-C back (mid-message to the tracer helper) it holds these back too.
+    A signal the caller ignores (nohup ignores SIGHUP) stays ignored.
     """
 
     SIGNALS = ("SIGTERM", "SIGHUP")
@@ -366,11 +367,15 @@ class _Interrupts:
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> Self:
-        if threading.current_thread() is threading.main_thread():
-            for name in self.SIGNALS:
-                number = getattr(signal, name, None)
-                if number is not None:
-                    self._previous[number] = signal.signal(number, self._handle)
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for name in self.SIGNALS:
+            number = getattr(signal, name, None)
+            if number is not None and signal.getsignal(number) == signal.SIG_DFL:
+                self._previous[number] = signal.signal(number, self._handle)
+        if self._previous and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            # Ctrl-C stays ignored, but the library must have a handler to hand ours back to.
+            self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._ours_only)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -385,6 +390,10 @@ class _Interrupts:
         if callable(handler):
             handler(signal.SIGINT, frame)
         else:
+            raise KeyboardInterrupt
+
+    def _ours_only(self, number: int, frame: FrameType | None) -> None:
+        if self.received is not None:
             raise KeyboardInterrupt
 
     def exit_status(self) -> int:

@@ -248,3 +248,26 @@ def test_info_into_a_closed_pipe_exits_quietly(target: Target, tmp_path: pathlib
         os.close(writer)
     assert result.returncode == 128 + signal.SIGPIPE
     assert result.stderr == ""
+
+
+def test_sighup_under_nohup_is_still_ignored(c_binary: pathlib.Path,
+                                             tmp_path: pathlib.Path) -> None:
+    """A caller that ignores SIGHUP (nohup) keeps it ignored: the dump completes."""
+    out = tmp_path / "out"
+    out.mkdir()
+    with running([str(c_binary)], {"TARGET_MIB": "256"}) as target:
+        dumper = subprocess.Popen(
+            [console_script(), str(target.pid), "--type", "full", "-o", str(out / "big.dmp")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+        try:
+            _mid_dump(out, dumper)
+            os.kill(dumper.pid, signal.SIGHUP)
+            _stdout, stderr = dumper.communicate(timeout=120)
+        finally:
+            if dumper.poll() is None:
+                dumper.kill()
+            dumper.wait()
+        assert dumper.returncode == 0, stderr
+    assert [p.name for p in out.iterdir()] == ["big.dmp"]
+    obj2yaml(out / "big.dmp")
