@@ -100,9 +100,14 @@ class Target:
         states = self.task_states()
         assert not [s for s in states.values() if s in ("t", "T")], states
         assert self.children() == []
+        # Running: the ticker advances.  On a loaded machine it may not get a CPU within any
+        # fixed sleep, so wait for the next tick (a stopped ticker still fails, after 10 s).
         before, _ = self.ticks()
-        time.sleep(0.05)
-        after, _ = self.ticks()
+        deadline = time.monotonic() + 10
+        after = before
+        while after <= before and time.monotonic() < deadline:
+            time.sleep(0.05)
+            after, _ = self.ticks()
         assert after > before, "the ticker stopped"
 
     def close(self) -> None:
