@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ._api import capture, enable_debug_privilege
 from ._dest import DestinationExistsError, DestinationNotFoundError
+from ._version import __version__
 from ._watch import TriggeredDump, Watch, watch
 from .callbacks import CallbackEvent, CallbackResult, DumpCallback
 from .errors import (
@@ -61,8 +62,6 @@ from .snapshot import (
 
 if TYPE_CHECKING:
     from ._windows.handle import ProcessHandle as ProcessHandle
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CallbackEvent",

@@ -9,6 +9,7 @@ import gzip
 import json
 import lzma
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -16,9 +17,12 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
+from types import FrameType
 from typing import IO, Any
 
-from . import _dest, _info_view
+from typing_extensions import Self  # typing.Self is 3.11+; the floor is 3.10
+
+from . import _dest, _info_view, _spawn
 from ._api import capture, enable_debug_privilege
 from .flags import CaptureFlags, MiniDumpType
 from .minidump.reader import DumpFormatError, open_dump
@@ -92,6 +96,25 @@ def parse_user_stream(text: str) -> UserStream:
         raise UsageError(f"--user-stream: {exc}") from None
 
 
+COMPRESSED_SUFFIXES = {"gzip": ".gz", "xz": ".xz"}
+
+
+def compressed_name(output: str, compress: str | None) -> str:
+    """-o as given, with the compression's suffix added; another codec's suffix is refused."""
+    if compress is None:
+        for codec, ending in COMPRESSED_SUFFIXES.items():
+            if output.lower().endswith(ending):
+                raise UsageError(f"-o {output!r} ends in {ending}, but the dump would not be "
+                                 f"compressed: add --compress {codec}, or drop the suffix")
+        return output
+    wanted = COMPRESSED_SUFFIXES[compress]
+    for codec, ending in COMPRESSED_SUFFIXES.items():
+        if codec != compress and output.lower().endswith(ending):
+            raise UsageError(f"-o {output!r} ends in {ending}, but --compress {compress} "
+                             f"writes {wanted} data: name it ...{wanted}")
+    return output if output.lower().endswith(wanted) else output + wanted
+
+
 def default_name(snap: Snapshot, suffix: str) -> str:
     image = snap.process.image_path or "process"
     stem = os.path.basename(image.replace("\\", "/")) or "process"
@@ -122,7 +145,7 @@ class Progress:
                                         daemon=True)
         self._shown = False
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Self:
         if self.enabled:
             self._started = time.monotonic()
             self._thread.start()
@@ -206,8 +229,9 @@ def cmd_dump(args: argparse.Namespace) -> int:
     if args.no_clone:
         flags &= ~CaptureFlags.VA_CLONE
     suffix = {None: ".dmp", "gzip": ".dmp.gz", "xz": ".dmp.xz"}[args.compress]
+    output = compressed_name(args.output, args.compress) if args.output else None
     with capture(args.pid, flags, live_fallback=args.live_fallback) as snap:
-        dest = args.output or default_name(snap, suffix)
+        dest = output or default_name(snap, suffix)
         result = _write(snap, dest, dump_type, streams, args.overwrite, args.compress,
                         progress=sys.stderr.isatty() and not args.quiet and not args.json)
         line = _as_json(result, snap) if args.json else _summary_line(result, snap)
@@ -229,10 +253,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    target = subprocess.Popen([sys.executable, "-m", "snapshotdump._demo_target"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                                  filter(None, [_package_root(), os.environ.get("PYTHONPATH")]))})
+    # Isolated like the tracer helper: a snapshotdump/ folder here must not run instead.
+    target = subprocess.Popen(_spawn.python_argv("snapshotdump._demo_target"),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert target.stdout is not None
         if target.stdout.readline().strip() != "READY":
@@ -252,10 +275,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if target.stdout:
             target.stdout.close()
     return 0
-
-
-def _package_root() -> str:
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _pid(text: str) -> int:
@@ -315,7 +334,78 @@ def _command_parser(command: str) -> argparse.ArgumentParser:
     return parser
 
 
+# The library's advice names its keyword arguments; on the command line they are flags.
+_ARGUMENT_FLAGS = {
+    "overwrite=True": "--overwrite",
+    "live_fallback=True": "--live-fallback",
+    "enable_debug_privilege=True": "--enable-debug-privilege",
+    "capture without VA_CLONE": "--no-clone",
+}
+
+
+def as_flags(message: str) -> str:
+    for argument, flag in _ARGUMENT_FLAGS.items():
+        message = message.replace(argument, flag)
+    return message
+
+
+class _Interrupts:
+    """SIGTERM and SIGHUP handled as Ctrl-C is: the partial file removed, the target released.
+
+    The signal is passed to the current SIGINT handler, not raised from here: while the
+    library holds Ctrl-C back (mid-message to the tracer helper) it holds these back too.
+    A signal the caller ignores (nohup ignores SIGHUP) stays ignored.
+    """
+
+    SIGNALS = ("SIGTERM", "SIGHUP")
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Self:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for name in self.SIGNALS:
+            number = getattr(signal, name, None)
+            if number is not None and signal.getsignal(number) == signal.SIG_DFL:
+                self._previous[number] = signal.signal(number, self._handle)
+        if self._previous and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            # Ctrl-C stays ignored, but the library must have a handler to hand ours back to.
+            self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._ours_only)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)
+
+    def _handle(self, number: int, frame: FrameType | None) -> None:
+        if self.received is not None:
+            return  # already on the way out: let the cleanup finish
+        self.received = number
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    def _ours_only(self, number: int, frame: FrameType | None) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+
+    def exit_status(self) -> int:
+        return 128 + (self.received or signal.SIGINT)
+
+    def name(self) -> str:
+        return signal.Signals(self.received or signal.SIGINT).name
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    with _Interrupts() as interrupts:
+        return _main(argv, interrupts)
+
+
+def _main(argv: Sequence[str] | None, interrupts: _Interrupts) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments and arguments[0] == "watch":
         from ._watch_cli import main as watch_main
@@ -328,19 +418,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = _dump_parser()
     args = parser.parse_args(arguments)
     try:
-        return int(args.handler(args))
+        status = int(args.handler(args))
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
     except UsageError as exc:
         parser.print_usage(sys.stderr)
         print(f"snapshotdump: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (info X | head): stop quietly, as Unix tools do.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        return 128 + signal.SIGPIPE
     except KeyboardInterrupt:
-        print("snapshotdump: interrupted; nothing was left behind", file=sys.stderr)
-        return 130
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            print(f"snapshotdump: interrupted ({interrupts.name()}); nothing was left behind",
+                  file=sys.stderr)
+        return interrupts.exit_status()
     except (OSError, ValueError, DumpFormatError, RuntimeError) as exc:
         if args.debug:
             traceback.print_exc()
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"snapshotdump: error: {message}", file=sys.stderr)
+        print(f"snapshotdump: error: {as_flags(message)}", file=sys.stderr)
         return 1
 
 

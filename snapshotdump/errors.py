@@ -244,6 +244,26 @@ def from_hresult(
                hresult=signed, function=function, pid=pid)
 
 
+def describe_process(pid: int) -> str:
+    """``PID (NAME)`` for a message, NAME from /proc/PID/comm when it can be read."""
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as f:
+            return f"{pid} ({f.read().strip()})"
+    except OSError:
+        return str(pid)
+
+
+def _tracer_of(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def from_errno(
     code: int, function: str, *, pid: int | None = None, detail: str = ""
 ) -> SnapshotError:
@@ -254,7 +274,12 @@ def from_errno(
     cls: type[SnapshotError] = SnapshotError
     if code in (_errno.EPERM, _errno.EACCES):
         cls = SnapshotPermissionError
-        if function.startswith("ptrace") and not detail:
+        tracer = _tracer_of(pid) if pid is not None and function.startswith("ptrace") else 0
+        if tracer and tracer != os.getpid():
+            # Another tracer got there first: privileges would not help.
+            text += (f" - pid {pid} is already traced by {describe_process(tracer)}; a "
+                     "process has one tracer at a time: detach it first")
+        elif function.startswith("ptrace") and not detail:
             text += f" - {_PTRACE_HINT}"
     elif code == _errno.ESRCH:
         cls = ProcessNotFoundError

@@ -9,6 +9,8 @@ import time
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 
+from typing_extensions import Self  # typing.Self is 3.11+; the floor is 3.10
+
 from . import _dest
 from .callbacks import CancelledByCallback, DumpCallback
 from .errors import DumpCancelledError
@@ -176,7 +178,7 @@ class Snapshot(abc.ABC):
         self._closed = False
         self._close_lock = threading.Lock()
 
-    def __enter__(self) -> Snapshot:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -15,6 +15,19 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under scripts/test, the package tested must be the wheel installed in its venv."""
+    venv = os.environ.get("SNAPSHOTDUMP_EXPECT_INSTALLED")
+    if not venv:
+        return
+    import snapshotdump
+
+    where = pathlib.Path(snapshotdump.__file__ or "").resolve()
+    if not where.is_relative_to(pathlib.Path(venv).resolve()):
+        raise pytest.UsageError(f"the tests imported snapshotdump from {where}, not from the "
+                                f"wheel installed in {venv}")
+
+
 def require(condition: bool, why: str) -> None:
     """Skip on a developer machine, fail under CI: CI has installed everything."""
     if condition:

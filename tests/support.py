@@ -100,9 +100,14 @@ class Target:
         states = self.task_states()
         assert not [s for s in states.values() if s in ("t", "T")], states
         assert self.children() == []
+        # Running: the ticker advances.  On a loaded machine it may not get a CPU within any
+        # fixed sleep, so wait for the next tick (a stopped ticker still fails, after 10 s).
         before, _ = self.ticks()
-        time.sleep(0.05)
-        after, _ = self.ticks()
+        deadline = time.monotonic() + 10
+        after = before
+        while after <= before and time.monotonic() < deadline:
+            time.sleep(0.05)
+            after, _ = self.ticks()
         assert after > before, "the ticker stopped"
 
     def close(self) -> None:
@@ -124,6 +129,22 @@ def running(argv: list[str], env: dict[str, str] | None = None) -> Iterator[Targ
         process.assert_untouched()
     finally:
         process.close()
+
+
+def package_env(**extra: str) -> dict[str, str]:
+    """The environment for a Python child that must import the snapshotdump the tests import.
+
+    Installed (scripts/test), that is the venv's site-packages, on the path anyway; in a
+    developer's checkout, the checkout.  Never the child's working folder.
+    """
+    import site
+
+    import snapshotdump
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(snapshotdump.__file__ or "")))
+    if root in site.getsitepackages():
+        return {**os.environ, **extra}
+    return {**os.environ, "PYTHONPATH": root, **extra}
 
 
 def python_target_argv() -> list[str]:

@@ -10,21 +10,30 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
 from .conftest import require
-from .support import Target, obj2yaml
+from .support import Target, obj2yaml, running
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux CLI tests")
 
 
-def run(*args: str, cwd: pathlib.Path | None = None) -> subprocess.CompletedProcess[str]:
-    command = shutil.which("snapshotdump")
+def console_script() -> str:
+    """The `snapshotdump` command installed with the Python running the tests."""
+    beside = pathlib.Path(sys.executable).parent / "snapshotdump"
+    command = str(beside) if beside.exists() else shutil.which("snapshotdump")
     require(command is not None, "the console script is not installed (pip install .)")
-    return subprocess.run([str(command), *args], capture_output=True, text=True, cwd=cwd,
+    assert command is not None
+    return command
+
+
+def run(*args: str, cwd: pathlib.Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([console_script(), *args], capture_output=True, text=True, cwd=cwd,
                           timeout=300, check=False)
 
 
@@ -81,7 +90,9 @@ def test_errors_are_one_line_with_status_1(target: Target, tmp_path: pathlib.Pat
     existing.write_bytes(b"keep")
     clash = run(str(target.pid), "-o", str(existing))
     assert clash.returncode == 1 and "--overwrite" not in clash.stdout
-    assert "overwrite=True" in clash.stderr and existing.read_bytes() == b"keep"
+    # The advice names the flag the user types, not the Python argument.
+    assert "pass --overwrite" in clash.stderr and "overwrite=True" not in clash.stderr
+    assert existing.read_bytes() == b"keep"
     debug = run("4194000", "--debug")
     assert debug.returncode == 1 and "Traceback" in debug.stderr
     replaced = run(str(target.pid), "-o", str(existing), "--overwrite")
@@ -152,3 +163,111 @@ def test_progress_on_a_terminal(target: Target, tmp_path: pathlib.Path,
     monkeypatch.setattr(sys, "stderr", _Terminal())
     assert cli.main([str(target.pid), "-o", str(tmp_path / "q.dmp"), "-q"]) == 0
     assert sys.stderr.getvalue() == ""
+
+
+def _mid_dump(folder: pathlib.Path, dumper: subprocess.Popen[str]) -> None:
+    """Return once the dumper has written its first MiB into the hidden partial file."""
+    while dumper.poll() is None:
+        if any(p.stat().st_size > 1 << 20 for p in folder.glob(".*.partial")
+               if p.exists()):
+            return
+        threading.Event().wait(0.005)
+    raise AssertionError(f"the dump ended (status {dumper.returncode}) before it was seen "
+                         "half-written")
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP", "SIGINT"])
+def test_termination_signal_mid_dump_removes_the_partial_file(
+        c_binary: pathlib.Path, tmp_path: pathlib.Path, name: str) -> None:
+    """Killed politely mid-dump, the CLI removes its partial file, releases the target (running,
+    untraced, no clone, no zombie: checked by running()) and exits 128+n."""
+    number = getattr(signal, name)
+    out = tmp_path / "out"
+    out.mkdir()
+    with running([str(c_binary)], {"TARGET_MIB": "256"}) as target:
+        dumper = subprocess.Popen(
+            [console_script(), str(target.pid), "--type", "full", "-o", str(out / "big.dmp")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _mid_dump(out, dumper)
+            # Stopped, the dumper gets the signal at a point this test has seen: mid-dump.
+            os.kill(dumper.pid, signal.SIGSTOP)
+            assert dumper.poll() is None and list(out.glob(".*.partial"))
+            os.kill(dumper.pid, number)
+            os.kill(dumper.pid, signal.SIGCONT)
+            _stdout, stderr = dumper.communicate(timeout=120)
+        finally:
+            if dumper.poll() is None:
+                dumper.kill()
+            dumper.wait()
+        assert dumper.returncode == 128 + number, stderr
+        assert f"interrupted ({name})" in stderr
+        assert os.listdir(out) == []
+
+
+def test_unwritable_destination_is_named_as_given(target: Target) -> None:
+    result = run(str(target.pid), "-o", "/proc/version", "--overwrite")
+    assert result.returncode == 1
+    assert "'/proc/version'" in result.stderr and ".partial" not in result.stderr, result.stderr
+
+
+def test_longest_valid_file_name(target: Target, tmp_path: pathlib.Path) -> None:
+    """A name of 255 bytes is valid: the hidden temporary name must not push it over."""
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    for length in (234, limit):
+        name = tmp_path / ("n" * (length - 4) + ".dmp")
+        result = run(str(target.pid), "-o", str(name))
+        assert result.returncode == 0, result.stderr
+        obj2yaml(name)
+    assert sorted(len(p.name) for p in tmp_path.iterdir()) == [234, limit]
+
+
+def test_compressed_output_gets_its_suffix(target: Target, tmp_path: pathlib.Path) -> None:
+    result = run(str(target.pid), "--compress", "xz", "-o", str(tmp_path / "z.dmp"))
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["z.dmp.xz"]
+    assert str(tmp_path / "z.dmp.xz") in result.stdout
+    with lzma.open(tmp_path / "z.dmp.xz") as packed:
+        assert packed.read(4) == b"MDMP"
+    for args in (["--compress", "xz", "-o", "y.dmp.gz"], ["-o", "y.dmp.xz"]):
+        refused = run(str(target.pid), *args, cwd=tmp_path)
+        assert refused.returncode == 2 and "ends in" in refused.stderr, refused.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["z.dmp.xz"]
+
+
+def test_info_into_a_closed_pipe_exits_quietly(target: Target, tmp_path: pathlib.Path) -> None:
+    """`snapshotdump info X | head -1`: no Broken pipe error, the status of a SIGPIPE."""
+    dump = tmp_path / "a.dmp"
+    assert run(str(target.pid), "-o", str(dump)).returncode == 0
+    reader, writer = os.pipe()
+    os.close(reader)  # head has already read its line and gone
+    try:
+        result = subprocess.run([console_script(), "info", str(dump)], stdout=writer,
+                                stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    finally:
+        os.close(writer)
+    assert result.returncode == 128 + signal.SIGPIPE
+    assert result.stderr == ""
+
+
+def test_sighup_under_nohup_is_still_ignored(c_binary: pathlib.Path,
+                                             tmp_path: pathlib.Path) -> None:
+    """A caller that ignores SIGHUP (nohup) keeps it ignored: the dump completes."""
+    out = tmp_path / "out"
+    out.mkdir()
+    with running([str(c_binary)], {"TARGET_MIB": "256"}) as target:
+        dumper = subprocess.Popen(
+            [console_script(), str(target.pid), "--type", "full", "-o", str(out / "big.dmp")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+        try:
+            _mid_dump(out, dumper)
+            os.kill(dumper.pid, signal.SIGHUP)
+            _stdout, stderr = dumper.communicate(timeout=120)
+        finally:
+            if dumper.poll() is None:
+                dumper.kill()
+            dumper.wait()
+        assert dumper.returncode == 0, stderr
+    assert [p.name for p in out.iterdir()] == ["big.dmp"]
+    obj2yaml(out / "big.dmp")

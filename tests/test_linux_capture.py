@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import pathlib
 import re
+import struct
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -110,31 +112,103 @@ def test_freeze_mode_holds_the_target_until_close(target: Target,
     _check_with_readers(tmp_path / "frozen.dmp", threads, target, full=True)
 
 
+def _maps(pid: int) -> list[tuple[int, int, str, str]]:
+    """(start, end, perms, path) per line of /proc/PID/maps, read by the test itself."""
+    result = []
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            fields = line.split(None, 5)
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            result.append((start, end, fields[1], fields[5].strip() if len(fields) > 5 else ""))
+    return result
+
+
+def _covered(parsed: object) -> list[tuple[int, int]]:
+    segments = getattr(parsed, "memory_segments", None)
+    assert segments is not None
+    return [(s.start_virtual_address, s.end_virtual_address) for s in segments.memory_segments]
+
+
+def _holds(ranges: list[tuple[int, int]], start: int, end: int) -> bool:
+    """True if [start, end) lies inside the union of *ranges*."""
+    position = start
+    for low, high in sorted(ranges):
+        if low <= position < high:
+            position = high
+        if position >= end:
+            return True
+    return position >= end
+
+
 def test_every_dump_type_flag_loads(target: Target, tmp_path: pathlib.Path) -> None:
-    kinds = [
-        MiniDumpType.WITH_DATA_SEGS,
-        MiniDumpType.WITH_PRIVATE_READ_WRITE_MEMORY,
-        MiniDumpType.WITH_HANDLE_DATA | MiniDumpType.WITH_THREAD_INFO,
-        MiniDumpType.WITH_FULL_MEMORY_INFO | MiniDumpType.WITH_INDIRECTLY_REFERENCED_MEMORY,
-        MiniDumpType.WITHOUT_OPTIONAL_DATA | MiniDumpType.IGNORE_INACCESSIBLE_MEMORY,
-    ]
+    """Each flag adds what it claims, read back from the dump by the `minidump` package."""
     with snapshotdump.capture(target.pid) as snap:
-        for index, kind in enumerate(kinds):
-            path = tmp_path / f"{index}.dmp"
+        maps = _maps(target.pid)  # the target is idle: its maps are the snapshot's
+        fds = sorted(int(fd) for fd in os.listdir(f"/proc/{target.pid}/fd"))
+
+        def dump(name: str, kind: MiniDumpType) -> tuple[Any, str]:
+            path = tmp_path / f"{name}.dmp"
             snap.write_dump(path, kind)
             text = obj2yaml(path)
             parsed = parse_with_minidump_package(path)
             assert parsed.threads is not None and parsed.modules is not None
-            if kind & MiniDumpType.WITH_HANDLE_DATA:
-                names = [h.ObjectName for h in parsed.handles.handles]
-                assert any("pipe:" in str(n) for n in names), names
-                assert parsed.thread_info is not None
-            if kind & MiniDumpType.WITH_FULL_MEMORY_INFO:
-                assert "MemoryInfoList" in text
-            if kind & MiniDumpType.WITHOUT_OPTIONAL_DATA:
-                assert "LinuxEnviron" not in text
-            else:
-                assert "LinuxEnviron" in text
+            return parsed, text
+
+        normal, normal_text = dump("normal", MiniDumpType.NORMAL)
+        base = _covered(normal)
+        modules = [(m.baseaddress, m.baseaddress + m.size, m.name)
+                   for m in normal.modules.modules if m.name.startswith("/")]
+        assert "LinuxEnviron" in normal_text
+
+        data_segs, _ = dump("data", MiniDumpType.WITH_DATA_SEGS)
+        writable_images = [(start, end) for start, end, perms, path in maps
+                           if perms.startswith("rw") and path.startswith("/")
+                           and any(low <= start < high and path == name
+                                   for low, high, name in modules)]
+        assert writable_images
+        for start, end in writable_images:
+            assert _holds(_covered(data_segs), start, end), hex(start)
+            assert not _holds(base, start, end), hex(start)
+
+        private, _ = dump("private", MiniDumpType.WITH_PRIVATE_READ_WRITE_MEMORY)
+        anonymous = [(start, end) for start, end, perms, path in maps
+                     if perms == "rw-p" and (not path or path == "[heap]")]
+        assert anonymous
+        for start, end in anonymous:
+            assert _holds(_covered(private), start, end), hex(start)
+        # The marker sits in the C target's .data, and in the Python target's heap.
+        marker_holder = data_segs if target.process.args[0].endswith("target") else private
+        reader = marker_holder.get_reader()
+        assert reader.read(target.marker_address, len(target.marker)) == target.marker
+
+        indirect, _ = dump("indirect", MiniDumpType.WITH_INDIRECTLY_REFERENCED_MEMORY)
+        stack_reader = normal.get_reader()
+        writable = [(start, end) for start, end, perms, path in maps
+                    if perms.startswith("rw") and path not in ("[vvar]", "[vsyscall]")]
+        pointed = set()
+        for thread in normal.threads.threads:
+            stack = stack_reader.read(thread.Stack.StartOfMemoryRange, thread.Stack.DataSize)
+            for (word,) in struct.iter_unpack("<Q", stack[:len(stack) & ~7]):
+                if any(low <= word < high for low, high in writable) and \
+                        not _holds(base, word, word + 1):
+                    pointed.add(word)
+        assert pointed, "no stack word points outside the stacks"
+        for word in pointed:
+            assert _holds(_covered(indirect), word, word + 1), hex(word)
+
+        handles, _ = dump("handles",
+                          MiniDumpType.WITH_HANDLE_DATA | MiniDumpType.WITH_THREAD_INFO)
+        assert sorted(h.Handle for h in handles.handles.handles) == fds
+        names = [str(h.ObjectName) for h in handles.handles.handles]
+        assert any(name.startswith("pipe:") for name in names), names
+        assert handles.thread_info is not None
+        assert len(handles.thread_info.infos) == len(handles.threads.threads)
+
+        _, text = dump("info", MiniDumpType.WITH_FULL_MEMORY_INFO)
+        assert "MemoryInfoList" in text
+        _, text = dump("lean", MiniDumpType.WITHOUT_OPTIONAL_DATA
+                       | MiniDumpType.IGNORE_INACCESSIBLE_MEMORY)
+        assert "LinuxEnviron" not in text
 
 
 def test_user_streams_callback_and_exception(target: Target, tmp_path: pathlib.Path) -> None:
@@ -151,16 +225,25 @@ def test_user_streams_callback_and_exception(target: Target, tmp_path: pathlib.P
     with snapshotdump.capture(target.pid) as snap:
         result = snap.write_dump(
             tmp_path / "cb.dmp", callback=keep_main_module,
-            user_streams=[(0x10001, b'{"reason": "test"}')],
+            user_streams=[(0x10001, b'{"reason": "test"}'), (0x10002, bytes(range(256)))],
             exception=snapshotdump.ExceptionInfo(thread_id=target.pid, code=6, address=0x1234))
     assert result.threads == 1
     output = lldb(tmp_path / "cb.dmp", "thread list", "image list")
     assert "ld-linux" not in output
     assert len(re.findall(r"thread #\d+", output)) == 1
+    # The streams by value: obj2yaml prints each stream it does not know as hex content.
     text = obj2yaml(tmp_path / "cb.dmp")
-    assert "Exception" in text
-    raw = (tmp_path / "cb.dmp").read_bytes()
-    assert b'{"reason": "test"}' in raw
+    user = dict(re.findall(r"- Type: +(0x1000[12])\n +Content: +([0-9A-F]+)", text))
+    assert bytes.fromhex(user["0x10001"]) == b'{"reason": "test"}'
+    assert bytes.fromhex(user["0x10002"]) == bytes(range(256))
+    parsed = parse_with_minidump_package(tmp_path / "cb.dmp")
+    [record] = parsed.exception.exception_records
+    assert record.ThreadId == target.pid
+    assert record.ExceptionRecord.ExceptionCode_raw == 6
+    assert record.ExceptionRecord.ExceptionAddress == 0x1234
+    exception = (rf"Thread ID: +0x{target.pid:X}\n +Exception Record:\n +Exception Code: +0x6\n"
+                 r" +Exception Address: +0x1234")
+    assert re.search(exception, text), text[:2000]
     assert {e.type for e in events} >= {snapshotdump.CallbackType.MODULE,
                                         snapshotdump.CallbackType.THREAD}
 
@@ -179,3 +262,34 @@ def test_callback_cancel_and_raise_leave_nothing(target: Target,
         with pytest.raises(TypeError, match="THREAD event"):
             snap.write_dump(tmp_path / "z.dmp", callback=lambda e: 42)
     assert os.listdir(tmp_path) == []
+
+
+def test_file_objects_a_dump_cannot_be_written_to_are_refused(c_target: Target,
+                                                              tmp_path: pathlib.Path) -> None:
+    """Refused before a byte is written, not written wrong (append mode once put the
+    directory at the end of the file)."""
+    existing = tmp_path / "kept.bin"
+    existing.write_bytes(b"keep me")
+    reader, writer = os.pipe()
+    closed = open(tmp_path / "closed.dmp", "wb")  # noqa: SIM115 - closed on purpose
+    closed.close()
+    with snapshotdump.capture(c_target.pid) as snap:
+        with open(existing, "ab") as appending, \
+                pytest.raises(ValueError, match="append mode"):
+            snap.write_dump(appending)
+        with open(existing, "rb") as reading, pytest.raises(ValueError, match="read-only"):
+            snap.write_dump(reading)
+        with open(existing, "r+") as text, pytest.raises(TypeError, match="binary mode"):
+            snap.write_dump(text)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="closed"):
+            snap.write_dump(closed)
+        with os.fdopen(writer, "wb") as pipe, pytest.raises(ValueError, match="not seekable"):
+            snap.write_dump(pipe)
+        os.close(reader)
+        # A proper one still works after all that.
+        with open(tmp_path / "good.dmp", "wb") as good:
+            result = snap.write_dump(good)
+    assert existing.read_bytes() == b"keep me"
+    assert (tmp_path / "closed.dmp").read_bytes() == b""
+    assert (tmp_path / "good.dmp").stat().st_size == result.size
+    obj2yaml(tmp_path / "good.dmp")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import pathlib
 import signal
@@ -14,14 +15,20 @@ from collections.abc import Iterator
 import pytest
 
 import snapshotdump
-from snapshotdump import CaptureFlags, MiniDumpType
+from snapshotdump import CaptureFlags, MiniDumpType, errors
 from snapshotdump._linux import ptrace
 
-from .support import TARGETS, Target, lldb, obj2yaml
+from .support import (
+    TARGETS,
+    Target,
+    lldb,
+    obj2yaml,
+    package_env,
+    parse_with_minidump_package,
+)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux backend")
 FREEZE = CaptureFlags.DEFAULT & ~CaptureFlags.VA_CLONE
-ROOT = str(pathlib.Path(__file__).resolve().parents[1])
 
 
 @pytest.fixture
@@ -61,12 +68,17 @@ def test_process_already_traced(target: Target) -> None:
         [sys.executable, "-c",
          "import sys, time; from snapshotdump._linux import ptrace; "
          "ptrace.seize(int(sys.argv[1])); print('SEIZED', flush=True); time.sleep(60)",
-         str(target.pid)], stdout=subprocess.PIPE, text=True, env={**os.environ,
-                                                                  "PYTHONPATH": ROOT})
+         str(target.pid)], stdout=subprocess.PIPE, text=True, env=package_env())
     try:
         assert tracer.stdout is not None and tracer.stdout.readline().strip() == "SEIZED"
-        with pytest.raises(PermissionError, match=f"already traced by pid {tracer.pid}"):
+        with pytest.raises(PermissionError,
+                           match=rf"already traced by {tracer.pid} \(python[^)]*\)"):
             snapshotdump.capture(target.pid)
+        # The same words when the other tracer wins the race past that first check.
+        raced = errors.from_errno(errno.EPERM, "ptrace(PTRACE_SEIZE)", pid=target.pid)
+        assert isinstance(raced, PermissionError)
+        assert f"already traced by {tracer.pid} (python" in str(raced)
+        assert "CAP_SYS_PTRACE" not in str(raced)
     finally:
         tracer.kill()
         tracer.wait()
@@ -95,7 +107,7 @@ def test_no_privilege_to_trace(tmp_path: pathlib.Path) -> None:
         result = subprocess.run(
             [setpriv, "--inh-caps=-sys_ptrace", "--bounding-set=-sys_ptrace", sys.executable,
              "-c", script, str(target.pid)], capture_output=True, text=True,
-            env={**os.environ, "PYTHONPATH": ROOT}, check=False, timeout=60)
+            env=package_env(), check=False, timeout=60)
         status = target.status()
         assert status["TracerPid"] == "0"
         assert target.children() == []
@@ -103,6 +115,53 @@ def test_no_privilege_to_trace(tmp_path: pathlib.Path) -> None:
         target.close()
     assert result.stdout.startswith("SnapshotPermissionError True"), result.stdout + result.stderr
     assert "ptrace_scope" in result.stdout and "CAP_SYS_PTRACE" in result.stdout
+
+
+def test_another_users_process_gives_a_permission_error_that_says_why(target: Target) -> None:
+    """A non-root user (nobody) against root's process: a PermissionError with the reason."""
+    from .conftest import require_tool
+
+    setpriv = require_tool("setpriv")
+    script = (
+        "import sys, snapshotdump\n"
+        "try:\n"
+        "    snapshotdump.capture(int(sys.argv[1]))\n"
+        "except PermissionError as e:\n"
+        "    print(type(e).__name__, isinstance(e, snapshotdump.SnapshotError), e)\n")
+    # CAP_DAC_READ_SEARCH only lets nobody reach this Python and the package (under /root, or
+    # a 0700 temporary folder); it has no say in ptrace access, which the test is about.
+    result = subprocess.run(
+        [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+         "--inh-caps=-all,+dac_read_search", "--ambient-caps=+dac_read_search",
+         sys.executable, "-c", script, str(target.pid)], capture_output=True, text=True,
+        env=package_env(), cwd="/", check=False, timeout=60)
+    assert result.stdout.startswith("SnapshotPermissionError True"), result.stdout + result.stderr
+    assert "belongs to uid 0, not to you (uid 65534)" in result.stdout, result.stdout
+    assert "lacks CAP_SYS_PTRACE" in result.stdout
+    assert "kernel.yama.ptrace_scope is" in result.stdout or "Yama is not enabled" in result.stdout
+    assert "tracer helper failed" not in result.stdout
+    target.assert_untouched()
+
+
+def _a_kernel_thread() -> int:
+    for name in sorted(os.listdir("/proc"), key=lambda n: (len(n), n)):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    flags = int(f.read().rsplit(")", 1)[1].split()[6])
+            except (OSError, ValueError, IndexError):
+                continue
+            if flags & 0x00200000:  # PF_KTHREAD
+                return int(name)
+    pytest.fail("no kernel thread is visible in /proc (a pid namespace?)")
+
+
+def test_a_kernel_thread_is_refused_for_what_it_is() -> None:
+    pid = _a_kernel_thread()
+    with pytest.raises(snapshotdump.SnapshotUnsupportedError,
+                       match="a kernel thread cannot be dumped") as info:
+        snapshotdump.capture(pid)
+    assert "root" not in str(info.value)
 
 
 def test_target_exits_during_a_frozen_dump(target: Target, tmp_path: pathlib.Path) -> None:
@@ -123,10 +182,17 @@ def test_target_exits_during_a_cloned_dump_which_still_completes(
         if event.type is snapshotdump.CallbackType.MODULE:
             os.kill(target.pid, signal.SIGKILL)
 
+    threads = set(target.task_states())
     with snapshotdump.capture(target.pid) as snap:
         snap.write_dump(tmp_path / "a.dmp", MiniDumpType.WITH_FULL_MEMORY, callback=kill_target)
     target.process.wait(timeout=10)
-    obj2yaml(tmp_path / "a.dmp")  # the clone held the memory: the dump is whole
+    # The clone held the memory: the dump is whole, and holds the target as it was.
+    obj2yaml(tmp_path / "a.dmp")
+    parsed = parse_with_minidump_package(tmp_path / "a.dmp")
+    assert {t.ThreadId for t in parsed.threads.threads} == threads
+    reader = parsed.get_reader()
+    assert reader.read(target.marker_address, len(target.marker)) == target.marker
+    assert any(m.name.endswith("/target") for m in parsed.modules.modules)
 
 
 @pytest.mark.parametrize("mode", ["clone", "freeze"])
@@ -135,7 +201,7 @@ def test_sigkill_of_the_dumping_process(target: Target, tmp_path: pathlib.Path,
     dumper = subprocess.Popen(
         [sys.executable, str(TARGETS / "dump_slowly.py"), str(target.pid),
          str(tmp_path / "a.dmp"), mode], stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": ROOT})
+        env=package_env())
     assert dumper.stdout is not None
     assert dumper.stdout.readline().strip() == "CAPTURED"
     time.sleep(0.3)

@@ -37,7 +37,8 @@ import os
 import signal
 import socket
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import errors
 from ..minidump.memory import MemoryReader
@@ -46,8 +47,22 @@ from .freeze import wait_stopped
 
 if TYPE_CHECKING:
     from ..minidump.file import DumpFile
-    from .snapshot import Helper
-    from .tracer import Session
+
+
+# What this module needs of the tracer's session and of the dumper's helper, declared here so
+# that it imports neither .tracer nor .snapshot (both import this module).
+class Session(Protocol):
+    arch: ModuleType
+    clone: int | None
+    code_at: int
+
+
+class Helper(Protocol):
+    sock: socket.socket
+
+    def reply(self) -> tuple[object, list[int]]: ...
+
+    def close(self) -> None: ...
 
 PAGE = 4096
 SLOT_SIZE = 2 << 20

@@ -160,12 +160,6 @@ def xstate(tid: int) -> bytes | None:
         raise
 
 
-def wait(tid: int) -> int:
-    """waitpid(tid, __WALL); the raw status."""
-    _, status = os.waitpid(tid, WALL)
-    return status
-
-
 def stop_event(status: int) -> int:
     return (status >> 16) & 0xFF
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import pathlib
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .. import _dest, errors
+from .. import _dest, _spawn, errors
+from .._version import __version__
 from ..callbacks import DumpCallback
 from ..flags import CaptureFlags, MiniDumpType
 from ..snapshot import (
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
     from ..minidump.file import DumpFile
 
 HELPER_EXIT_TIMEOUT = 30.0
-_PACKAGE_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
 
 
 class HelperExitedError(errors.SnapshotError):
@@ -47,14 +45,12 @@ class Helper:
     def __init__(self) -> None:
         self.owner = os.getpid()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT,
-                                                          env.get("PYTHONPATH")]))
         try:
+            # Isolated, on this package's own files: never code from the caller's folder.
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "snapshotdump._linux.tracer", str(theirs.fileno())],
-                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env,
-                start_new_session=True)
+                _spawn.python_argv("snapshotdump._linux.tracer", str(theirs.fileno()),
+                                   _spawn.PACKAGE_DIR, __version__),
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, start_new_session=True)
         except BaseException:
             ours.close()
             raise

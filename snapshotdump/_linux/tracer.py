@@ -17,7 +17,7 @@ import sys
 import time
 from types import ModuleType
 
-from .. import errors
+from .. import _spawn, errors
 from . import arch as arch_module
 from . import channel, clone_stream, freeze, inject, procfs, ptrace
 from .capture_data import CaptureData, ThreadState
@@ -221,7 +221,25 @@ def main() -> None:
     with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as f:
         f.write("-1000")
     sock = socket.socket(fileno=int(sys.argv[1]))
+    # The dumper names its package folder and version: a helper running other code (the
+    # package upgraded since the dumper imported it) must not trace anything.
+    reason = (_spawn.same_package(sys.argv[2], sys.argv[3]) if len(sys.argv) == 4
+              else "it was started without the dumper's package folder and version")
+    if reason is not None:
+        refuse(sock, f"the tracer helper cannot run: {reason}; reinstall snapshotdump and "
+                     "restart the program")
+        return
     serve(sock)
+
+
+def refuse(sock: socket.socket, message: str) -> None:
+    """Answer every request with *message* until the dumper hangs up."""
+    while True:
+        try:
+            channel.receive(sock)
+            channel.send(sock, ("error", errors.SnapshotError(message, function="capture")))
+        except (EOFError, OSError):
+            return
 
 
 if __name__ == "__main__":

@@ -59,10 +59,6 @@ def stack_pointer(raw: bytes) -> int:
     return int(registers(raw).rsp)
 
 
-def in_syscall(raw: bytes) -> bool:
-    return int(registers(raw).orig_rax) != NO_SYSCALL
-
-
 def syscall_registers(saved: bytes, at: int, number: int, args: tuple[int, ...]) -> bytes:
     """*saved* with rip at the trampoline, the syscall number and its arguments loaded."""
     regs = registers(saved)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Any, NoReturn, Protocol
 
-from .. import errors
+from .. import _spawn, errors
 from ..flags import MiniDumpType, check_flags
 from . import files
 from .engine import Condition, TriggerEngine
@@ -172,12 +172,9 @@ class Watch(Iterator[TriggeredDump]):
                   "count": self.count, "for_seconds": self.for_seconds,
                   "folder": self.output_dir,
                   "dump_type": int(self.dump_type), "compress": self.compress}
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            filter(None, [root, os.environ.get("PYTHONPATH")]))}
         self._helper = subprocess.Popen(
-            [sys.executable, "-m", "snapshotdump._linux.watch_tracer", json.dumps(config)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, start_new_session=True)
+            _spawn.python_argv("snapshotdump._linux.watch_tracer", json.dumps(config)),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
         event = self._helper_event(None)
         if event is None or event.get("event") != "ready":
             self.close()

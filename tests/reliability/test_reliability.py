@@ -26,11 +26,10 @@ from snapshotdump import CaptureFlags, MiniDumpType
 from snapshotdump.minidump.reader import DumpFormatError, summarize
 
 from ..conftest import require
-from ..support import Target, obj2yaml, running
+from ..support import Target, obj2yaml, package_env, running
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux reliability")
 HERE = pathlib.Path(__file__).parent
-ROOT = str(HERE.parents[1])
 FREEZE = CaptureFlags.DEFAULT & ~CaptureFlags.VA_CLONE
 DOCUMENTED = (ValueError, TypeError, OSError)  # SnapshotError is an OSError
 
@@ -109,7 +108,7 @@ def test_sigkill_of_the_dumper_at_a_random_point(busy: Target, tmp_path: pathlib
                                                  seed: int) -> None:
     dumper = subprocess.Popen([sys.executable, str(HERE / "dumper_loop.py"), str(busy.pid),
                                str(tmp_path)], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": ROOT})
+                              env=package_env())
     assert dumper.stdout is not None
     phases = ["capture", "write", "close"]
     chosen = random.Random(seed)
@@ -156,7 +155,7 @@ def _wait_gone(pid: int) -> None:
 def test_sigint_during_write_dump(busy: Target, tmp_path: pathlib.Path) -> None:
     dumper = subprocess.Popen([sys.executable, str(HERE / "dumper_loop.py"), str(busy.pid),
                                str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env={**os.environ, "PYTHONPATH": ROOT})
+                              text=True, env=package_env())
     assert dumper.stdout is not None
     for line in dumper.stdout:
         if line.strip() == "write":
@@ -176,7 +175,7 @@ def test_sigint_while_the_clone_copies_memory(c_binary: pathlib.Path, tmp_path: 
         dumper = subprocess.Popen([sys.executable, str(HERE / "interrupted_copy.py"),
                                    str(target.pid), str(tmp_path)], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True,
-                                  env={**os.environ, "PYTHONPATH": ROOT})
+                                  env=package_env())
         try:
             assert dumper.stdout is not None
             assert dumper.stdout.readline().strip() == "write"
@@ -204,7 +203,7 @@ def test_ctrl_c_at_any_moment_leaves_the_channel_in_step(c_binary: pathlib.Path,
         result = subprocess.run([sys.executable, str(HERE / "interrupt_anywhere.py"),
                                  str(target.pid), str(tmp_path), "15", str(seed)],
                                 capture_output=True, text=True, timeout=300,
-                                env={**os.environ, "PYTHONPATH": ROOT})
+                                env=package_env())
         assert result.returncode == 0, result.stderr[-3000:]
         assert result.stdout.startswith("OK 15 interrupted"), result.stdout
         assert int(result.stdout.split()[-1]) > 0  # some rounds really were interrupted
@@ -284,9 +283,20 @@ def test_two_captures_at_once(busy: Target, tmp_path: pathlib.Path) -> None:
         obj2yaml(tmp_path / f"{name}.dmp")
 
 
+def _pid_max() -> int:
+    with open("/proc/sys/kernel/pid_max") as f:
+        return int(f.read())
+
+
+_PID_MAX = _pid_max() if sys.platform.startswith("linux") else 2**22
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
-    pid_offset=st.one_of(st.none(), st.integers(-2**40, 2**40), st.booleans()),
+    # Never a pid some process on this host could hold: only the fuzz target's own (None),
+    # non-positive ones, pids above pid_max, and non-pids.
+    pid_offset=st.one_of(st.none(), st.integers(-2**40, 0),
+                         st.integers(_PID_MAX + 1, 2**40), st.booleans()),
     flags=st.one_of(st.integers(-1, 2**33), st.sampled_from(list(CaptureFlags))),
     dump_type=st.one_of(st.integers(-1, 2**27), st.sampled_from(list(MiniDumpType))),
     dest_name=st.text(min_size=0, max_size=20),

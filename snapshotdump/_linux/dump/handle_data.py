@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...minidump.file import DumpFile, Location
+from ...minidump.format import ffi
 from .plan import DumpPlan
 
 
@@ -27,7 +28,7 @@ def write(plan: DumpPlan, out: DumpFile) -> Location:
         entry.ObjectNameRva = out.string(target)
         entry.HandleCount = 1
     header = out.new("MINIDUMP_HANDLE_DATA_STREAM")
-    header.SizeOfHeader = 16
-    header.SizeOfDescriptor = 40
+    header.SizeOfHeader = ffi().sizeof("MINIDUMP_HANDLE_DATA_STREAM")
+    header.SizeOfDescriptor = ffi().sizeof("MINIDUMP_HANDLE_DESCRIPTOR_2")
     header.NumberOfDescriptors = len(fds)
     return out.append_list(header, entries, len(fds))

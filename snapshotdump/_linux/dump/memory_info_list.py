@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...minidump.file import DumpFile, Location
-from ...minidump.format import MEM_COMMIT, MEM_IMAGE, MEM_MAPPED, MEM_PRIVATE, protection
+from ...minidump.format import MEM_COMMIT, MEM_IMAGE, MEM_MAPPED, MEM_PRIVATE, ffi, protection
 from .plan import DumpPlan
 
 
@@ -25,7 +25,7 @@ def write(plan: DumpPlan, out: DumpFile) -> Location:
         else:
             entry.Type = MEM_PRIVATE
     header = out.new("MINIDUMP_MEMORY_INFO_LIST")
-    header.SizeOfHeader = 16
-    header.SizeOfEntry = 48
+    header.SizeOfHeader = ffi().sizeof("MINIDUMP_MEMORY_INFO_LIST")
+    header.SizeOfEntry = ffi().sizeof("MINIDUMP_MEMORY_INFO")
     header.NumberOfEntries = len(maps)
     return out.append_list(header, entries, len(maps))
