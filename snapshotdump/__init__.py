@@ -20,6 +20,7 @@ from .errors import (
 from .flags import (
     CallbackType,
     CaptureFlags,
+    CaptureMemory,
     DuplicateFlags,
     HandleFlags,
     MiniDumpType,
@@ -50,6 +51,7 @@ __all__ = [
     "CallbackResult",
     "CallbackType",
     "CaptureFlags",
+    "CaptureMemory",
     "DestinationExistsError",
     "DestinationNotFoundError",
     "DumpCallback",

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from . import _dest
 from ._api import capture, enable_debug_privilege
-from .flags import CaptureFlags, MiniDumpType
+from .flags import CaptureFlags, CaptureMemory, MiniDumpType, memory_needed
 from .minidump.reader import DumpFormatError, summarize
 from .snapshot import DumpResult, Snapshot, UserStream
 
@@ -191,6 +191,7 @@ def _as_json(result: DumpResult, snap: Snapshot) -> str:
     payload["dump_type"] = int(result.dump_type)
     performance = snap.performance
     payload["pause_seconds"] = performance.pause_seconds if performance else None
+    payload["capture_mode"] = performance.capture_mode if performance else None
     payload["is_live"] = snap.is_live
     return json.dumps(payload)
 
@@ -201,10 +202,13 @@ def cmd_dump(args: argparse.Namespace) -> int:
     if args.enable_debug_privilege:
         enable_debug_privilege()
     flags = CaptureFlags.DEFAULT
+    # The cheapest capture the dump type allows: a NORMAL dump needs only the stacks.
+    memory = memory_needed(dump_type)
     if args.no_clone:
         flags &= ~CaptureFlags.VA_CLONE
+        memory = CaptureMemory.ALL
     suffix = {None: ".dmp", "gzip": ".dmp.gz", "xz": ".dmp.xz"}[args.compress]
-    with capture(args.pid, flags, live_fallback=args.live_fallback) as snap:
+    with capture(args.pid, flags, live_fallback=args.live_fallback, memory=memory) as snap:
         dest = args.output or default_name(snap, suffix)
         result = _write(snap, dest, dump_type, streams, args.overwrite, args.compress,
                         progress=sys.stderr.isatty() and not args.quiet and not args.json)

@@ -91,6 +91,37 @@ class MiniDumpType(enum.IntFlag):
     VALID_TYPE_FLAGS = 0x01FFFFFF
 
 
+class CaptureMemory(enum.Enum):
+    """Which of the target's memory a snapshot holds: ``capture(pid, memory=...)``.
+
+    On Linux the choice sets the pause.  ``ALL`` copies the whole address space
+    (a copy-on-write clone: the pause grows with the target's resident size), so
+    any dump type can be written.  ``STACKS`` copies only each thread's stack and
+    the dynamic linker's list of modules while the threads are stopped, so the
+    pause stays about a millisecond at any size; it is enough for the dump types
+    that :func:`memory_needed` maps to STACKS (NORMAL among them), and
+    :meth:`Snapshot.write_dump` refuses the others.  On Windows every snapshot
+    holds all memory, whatever is asked.
+    """
+
+    ALL = "all"
+    STACKS = "stacks"
+
+
+# The dump types that read memory beyond the threads' stacks (and so need CaptureMemory.ALL).
+NEEDS_ALL_MEMORY = (
+    MiniDumpType.WITH_FULL_MEMORY
+    | MiniDumpType.WITH_DATA_SEGS
+    | MiniDumpType.WITH_PRIVATE_READ_WRITE_MEMORY
+    | MiniDumpType.WITH_INDIRECTLY_REFERENCED_MEMORY
+)
+
+
+def memory_needed(dump_type: MiniDumpType) -> CaptureMemory:
+    """The cheapest :class:`CaptureMemory` from which a dump of *dump_type* can be written."""
+    return CaptureMemory.ALL if dump_type & NEEDS_ALL_MEMORY else CaptureMemory.STACKS
+
+
 class QueryInformationClass(enum.IntEnum):
     """PSS_QUERY_INFORMATION_CLASS."""
 

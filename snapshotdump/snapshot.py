@@ -12,7 +12,7 @@ from types import TracebackType
 from . import _dest
 from .callbacks import CancelledByCallback, DumpCallback
 from .errors import DumpCancelledError
-from .flags import CaptureFlags, MiniDumpType, check_flags
+from .flags import NEEDS_ALL_MEMORY, CaptureFlags, CaptureMemory, MiniDumpType, check_flags
 
 # Stream types at or below LastReservedStream (0xFFFF) confuse minidump readers.
 LAST_RESERVED_STREAM = 0xFFFF
@@ -145,23 +145,30 @@ class Performance:
     aux_pages_seconds: float | None = None
     handles_seconds: float | None = None
     threads_seconds: float | None = None
+    # Linux: how memory was captured ("stacks", "clone" or "frozen") and why that way.
+    capture_mode: str | None = None
+    capture_mode_reason: str | None = None
 
 
 class Snapshot(abc.ABC):
     """A captured process.  Use it as a context manager, or call :meth:`close`.
 
     ``is_live`` is True when no snapshot could be taken and the dump is written
-    from the live (Windows) or frozen (Linux) process instead.
+    from the live (Windows) or frozen (Linux) process instead.  ``memory`` says
+    which memory the snapshot holds, and so which dump types it can write.
     """
 
     pid: int
     flags: CaptureFlags
     is_live: bool
+    memory: CaptureMemory
 
-    def __init__(self, pid: int, flags: CaptureFlags, is_live: bool) -> None:
+    def __init__(self, pid: int, flags: CaptureFlags, is_live: bool,
+                 memory: CaptureMemory = CaptureMemory.ALL) -> None:
         self.pid = pid
         self.flags = flags
         self.is_live = is_live
+        self.memory = memory
         self._closed = False
         self._close_lock = threading.Lock()
 
@@ -221,6 +228,7 @@ class Snapshot(abc.ABC):
             raise TypeError(f"callback must be callable, not {type(callback).__name__}")
         if not isinstance(overwrite, bool):
             raise TypeError(f"overwrite must be True or False, not {overwrite!r}")
+        self._check_memory(MiniDumpType(dump_type))
         streams = _user_streams(user_streams)
         started = time.perf_counter()
         try:
@@ -243,6 +251,16 @@ class Snapshot(abc.ABC):
             threads=counts[0],
             modules=counts[1],
         )
+
+    def _check_memory(self, dump_type: MiniDumpType) -> None:
+        missing = dump_type & NEEDS_ALL_MEMORY
+        if self.memory is CaptureMemory.STACKS and missing:
+            names = "|".join(flag.name or hex(flag) for flag in MiniDumpType
+                             if flag & missing and flag & NEEDS_ALL_MEMORY == flag)
+            raise ValueError(
+                f"dump_type {names} needs memory this snapshot of pid {self.pid} does not "
+                "hold: it was captured with memory=CaptureMemory.STACKS (thread stacks only); "
+                "capture with memory=CaptureMemory.ALL for this dump type")
 
     @abc.abstractmethod
     def _write(

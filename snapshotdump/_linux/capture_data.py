@@ -38,6 +38,26 @@ class CaptureData:
     boot_time: float
     clock_ticks: int
     fallback_reason: str | None = None
+    # "all": the clone's (or the frozen target's) whole address space; "stacks": only the
+    # ranges in `copied`, taken while the threads were stopped (see stack_capture).
+    memory: str = "all"
+    copied: list[tuple[int, bytes]] = dataclasses.field(default_factory=list)
+
+    @property
+    def mode(self) -> str:
+        """How memory was captured: "stacks", "clone" or "frozen"."""
+        if self.memory == "stacks":
+            return "stacks"
+        return "clone" if self.cloned else "frozen"
+
+    @property
+    def mode_reason(self) -> str:
+        if self.mode == "stacks":
+            return "memory=CaptureMemory.STACKS: only the stacks were asked for"
+        if self.fallback_reason:
+            return f"frozen, as the clone was refused: {self.fallback_reason}"
+        return "a clone was asked for (VA_CLONE)" if self.cloned else \
+            "no clone was asked for (no VA_CLONE): the target stays stopped until close()"
 
     @property
     def cloned(self) -> bool:

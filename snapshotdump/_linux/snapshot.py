@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from .. import _dest, errors
 from ..callbacks import DumpCallback
-from ..flags import CaptureFlags, MiniDumpType
+from ..flags import CaptureFlags, CaptureMemory, MiniDumpType
 from ..snapshot import (
     ExceptionInfo,
     HandleInfo,
@@ -162,7 +162,9 @@ class LinuxSnapshot(Snapshot):
 
     def __init__(self, flags: CaptureFlags, helper: Helper, data: CaptureData,
                  mem_fd: int) -> None:
-        super().__init__(data.pid, flags, is_live=not data.cloned)
+        memory = CaptureMemory(data.memory)
+        super().__init__(data.pid, flags, is_live=not data.cloned and memory is CaptureMemory.ALL,
+                         memory=memory)
         self._helper = helper
         self._data = data
         self._mem_fd = mem_fd
@@ -205,8 +207,8 @@ class LinuxSnapshot(Snapshot):
         return clone_stream.receive(self._helper, out, jobs) is None
 
     def _frozen_target_died(self) -> bool:
-        """Only a frozen dump reads the target itself; a clone holds its own memory."""
-        return not self._data.cloned and not _alive(self.pid)
+        """Only a frozen dump reads the target itself; a clone or a stack copy holds its own."""
+        return self.is_live and not _alive(self.pid)
 
     def _exited_error(self, code: int | None) -> errors.TargetExitedError:
         return errors.TargetExitedError(
@@ -241,6 +243,7 @@ class LinuxSnapshot(Snapshot):
             pause_seconds=(resumed - data.first_stop_ns) / 1e9,
             total_seconds=(data.finished_ns - data.first_stop_ns) / 1e9,
             va_clone_seconds=data.clone_ns / 1e9 if data.clone_ns is not None else None,
+            capture_mode=data.mode, capture_mode_reason=data.mode_reason,
         )
 
     def threads(self) -> list[ThreadInfo]:
@@ -284,7 +287,8 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def capture(pid: int, flags: CaptureFlags, live_fallback: bool) -> LinuxSnapshot:
+def capture(pid: int, flags: CaptureFlags, live_fallback: bool,
+            memory: CaptureMemory = CaptureMemory.ALL) -> LinuxSnapshot:
     procfs.check_target(pid)
     helper = HELPERS.acquire()
     try:
@@ -295,7 +299,7 @@ def capture(pid: int, flags: CaptureFlags, live_fallback: bool) -> LinuxSnapshot
             with contextlib.suppress(Exception):
                 ptrace.allow_tracer(helper.process.pid)
         payload, fds = helper.request(
-            ("capture", pid, bool(flags & CaptureFlags.VA_CLONE), live_fallback))
+            ("capture", pid, bool(flags & CaptureFlags.VA_CLONE), live_fallback, memory.value))
         assert isinstance(payload, CaptureData) and len(fds) == 1
         return LinuxSnapshot(flags, helper, payload, fds[0])
     except BaseException:

@@ -19,7 +19,7 @@ from types import ModuleType
 
 from .. import errors
 from . import arch as arch_module
-from . import channel, clone_stream, freeze, inject, procfs, ptrace
+from . import channel, clone_stream, freeze, inject, procfs, ptrace, stack_capture
 from .capture_data import CaptureData, ThreadState
 from .freeze import Freezer
 
@@ -35,7 +35,10 @@ class Session:
         self.clone_in_target: int | None = None
         self.code_at = 0  # where calls are injected into the clone (the vDSO's header)
 
-    def capture(self, want_clone: bool, live_fallback: bool) -> tuple[CaptureData, int]:
+    def capture(self, want_clone: bool, live_fallback: bool,
+                memory: str = "all") -> tuple[CaptureData, int]:
+        if memory == "stacks":
+            return stack_capture.capture(self)
         status_fields = procfs.check_target(self.pid)
         # Whatever does not need the target stopped is read before or after the pause.
         reason = self._clone_refusal(status_fields) if want_clone else None
@@ -172,10 +175,10 @@ def serve(sock: socket.socket) -> None:
                 return
             command = message[0]
             if command == "capture":
-                _, pid, want_clone, live_fallback = message
+                _, pid, want_clone, live_fallback, memory = message
                 session = Session(pid)
                 try:
-                    data, mem_fd = session.capture(want_clone, live_fallback)
+                    data, mem_fd = session.capture(want_clone, live_fallback, memory)
                 except BaseException as exc:
                     session = None
                     channel.send(sock, ("error", _portable(exc)))

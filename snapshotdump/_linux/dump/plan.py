@@ -67,7 +67,7 @@ def _mapping_at(maps: list[Mapping], address: int) -> Mapping | None:
     return None
 
 
-def _stack_range(maps: list[Mapping], sp: int) -> tuple[int, int]:
+def stack_range(maps: list[Mapping], sp: int) -> tuple[int, int]:
     mapping = _mapping_at(maps, sp) or _mapping_at(maps, sp - RED_ZONE)
     if mapping is None or not _dumpable(mapping):
         return (sp, sp)
@@ -146,7 +146,7 @@ def make_plan(data: CaptureData, reader: MemoryReader, dump_type: MiniDumpType,
     for state in data.threads:
         flags = int(DEFAULT_THREAD_FLAGS)
         sp = arch.stack_pointer(state.registers)
-        stack = _stack_range(maps, sp)
+        stack = stack_range(maps, sp)
         decision = ask(callback, CallbackEvent(
             CallbackType.THREAD, thread_id=state.tid, memory_base=stack[0],
             memory_size=stack[1] - stack[0], write_flags=ThreadWriteFlags(flags)))

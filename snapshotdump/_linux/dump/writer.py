@@ -18,6 +18,8 @@ from ...minidump.memory import BulkCopy, MemoryReader
 from ...snapshot import ExceptionInfo, UserStream
 from .. import arch as arch_module
 from ..capture_data import CaptureData
+from ..procfs import parse_maps
+from ..stack_capture import CopiedMemory
 from . import (
     handle_data,
     linux_streams,
@@ -41,7 +43,8 @@ def write(fd: int, data: CaptureData, mem_fd: int, dump_type: MiniDumpType,
     *bulk*, when given, is offered a full dump's memory first (see MemoryReader.copy_all).
     """
     arch = arch_module.current()
-    reader = MemoryReader(mem_fd, bulk)
+    reader = (CopiedMemory(mem_fd, data.copied, parse_maps(data.maps)) if data.memory == "stacks"
+              else MemoryReader(mem_fd, bulk))
     plan = make_plan(data, reader, dump_type, callback, arch)
     blocks: dict[tuple[int, int], int] = {}
     contexts: dict[int, Location] = {}
