@@ -56,8 +56,21 @@ class ExceptionInfo:
 
 
 @dataclasses.dataclass(frozen=True)
+class SkippedRegion:
+    """A mapping the dump lists (MemoryInfoList, maps) but holds no bytes of, and why."""
+
+    base: int
+    size: int
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
 class DumpResult:
-    """What :meth:`Snapshot.write_dump` wrote."""
+    """What :meth:`Snapshot.write_dump` wrote.
+
+    ``skipped`` names each region of the requested memory whose bytes are not in the
+    dump (MADV_DONTDUMP unless asked for, no access, device memory, memfd_secret...).
+    """
 
     path: str | None
     size: int
@@ -66,6 +79,20 @@ class DumpResult:
     pid: int
     threads: int | None = None
     modules: int | None = None
+    skipped: tuple[SkippedRegion, ...] = ()
+
+    @property
+    def skipped_bytes(self) -> int:
+        return sum(region.size for region in self.skipped)
+
+
+@dataclasses.dataclass(frozen=True)
+class WriteOutcome:
+    """What a backend's write reports back to :meth:`Snapshot.write_dump`."""
+
+    threads: int | None
+    modules: int | None
+    skipped: tuple[SkippedRegion, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,6 +239,7 @@ class Snapshot(abc.ABC):
         user_streams: Iterable[UserStream | tuple[int, bytes]] = (),
         callback: DumpCallback | None = None,
         overwrite: bool = False,
+        include_dont_dump: bool = False,
     ) -> DumpResult:
         """Write a minidump of the snapshot to *dest* (a path or a binary file object).
 
@@ -219,6 +247,10 @@ class Snapshot(abc.ABC):
         with ``overwrite=True``, and a symlink never.  If anything fails, or the
         *callback* raises or returns CANCEL, nothing is left behind and the
         exception propagates.
+
+        Memory the target marked MADV_DONTDUMP (key material, caches) is left out,
+        as kernel cores leave it out, and counted in ``DumpResult.skipped``;
+        ``include_dont_dump=True`` writes it as well.
         """
         self._check_open()
         check_flags(dump_type, MiniDumpType, "dump_type")
@@ -228,12 +260,15 @@ class Snapshot(abc.ABC):
             raise TypeError(f"callback must be callable, not {type(callback).__name__}")
         if not isinstance(overwrite, bool):
             raise TypeError(f"overwrite must be True or False, not {overwrite!r}")
+        if not isinstance(include_dont_dump, bool):
+            raise TypeError(f"include_dont_dump must be True or False, not {include_dont_dump!r}")
         self._check_memory(MiniDumpType(dump_type))
         streams = _user_streams(user_streams)
         started = time.perf_counter()
         try:
             with _dest.open_destination(dest, overwrite) as out:
-                counts = self._write(out, MiniDumpType(dump_type), exception, streams, callback)
+                outcome = self._write_with(out, MiniDumpType(dump_type), exception, streams,
+                                           callback, include_dont_dump)
         except CancelledByCallback as cancel:
             # The partial file is gone by now; what the caller sees is the callback's own
             # exception, or DumpCancelledError for a CANCEL answer.
@@ -248,8 +283,9 @@ class Snapshot(abc.ABC):
             seconds=time.perf_counter() - started,
             dump_type=MiniDumpType(dump_type),
             pid=self.pid,
-            threads=counts[0],
-            modules=counts[1],
+            threads=outcome.threads,
+            modules=outcome.modules,
+            skipped=outcome.skipped,
         )
 
     def _check_memory(self, dump_type: MiniDumpType) -> None:
@@ -261,6 +297,19 @@ class Snapshot(abc.ABC):
                 f"dump_type {names} needs memory this snapshot of pid {self.pid} does not "
                 "hold: it was captured with memory=CaptureMemory.STACKS (thread stacks only); "
                 "capture with memory=CaptureMemory.ALL for this dump type")
+
+    def _write_with(
+        self,
+        out: _dest.Output,
+        dump_type: MiniDumpType,
+        exception: ExceptionInfo | None,
+        user_streams: Sequence[UserStream],
+        callback: DumpCallback | None,
+        include_dont_dump: bool,
+    ) -> WriteOutcome:
+        """:meth:`_write` with the options only some backends use (MADV_DONTDUMP is Linux's)."""
+        threads, modules = self._write(out, dump_type, exception, user_streams, callback)
+        return WriteOutcome(threads, modules)
 
     @abc.abstractmethod
     def _write(

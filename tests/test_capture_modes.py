@@ -11,6 +11,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -46,6 +47,7 @@ def test_a_stack_only_snapshot_writes_a_normal_dump_every_reader_loads(
         assert snap.memory is CaptureMemory.STACKS and not snap.is_live
         assert gib_target.children() == []  # no clone was made
         ticks, _ = gib_target.ticks()  # and the target runs while the snapshot is open
+        time.sleep(0.05)
         assert gib_target.ticks()[0] > ticks
         performance = snap.performance
         assert performance.capture_mode == "stacks"

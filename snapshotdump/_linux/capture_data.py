@@ -42,6 +42,12 @@ class CaptureData:
     # ranges in `copied`, taken while the threads were stopped (see stack_capture).
     memory: str = "all"
     copied: list[tuple[int, bytes]] = dataclasses.field(default_factory=list)
+    # The target's VmFlags by mapping start (see vm_flags), read just before the stop.
+    vm_flags: dict[int, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    # The target's MADV_DONTFORK ranges; a clone is made to hold them (madvise DOFORK
+    # around the clone), unless dont_fork_problem says why not.
+    dont_fork: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    dont_fork_problem: str | None = None
 
     @property
     def mode(self) -> str:

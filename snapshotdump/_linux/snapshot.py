@@ -26,6 +26,7 @@ from ..snapshot import (
     Snapshot,
     ThreadInfo,
     UserStream,
+    WriteOutcome,
 )
 from . import channel, clone_stream, procfs
 from .capture_data import CaptureData
@@ -186,12 +187,20 @@ class LinuxSnapshot(Snapshot):
         self, out: _dest.Output, dump_type: MiniDumpType, exception: ExceptionInfo | None,
         user_streams: Sequence[UserStream], callback: DumpCallback | None,
     ) -> tuple[int | None, int | None]:
+        outcome = self._write_with(out, dump_type, exception, user_streams, callback, False)
+        return outcome.threads, outcome.modules
+
+    def _write_with(
+        self, out: _dest.Output, dump_type: MiniDumpType, exception: ExceptionInfo | None,
+        user_streams: Sequence[UserStream], callback: DumpCallback | None,
+        include_dont_dump: bool,
+    ) -> WriteOutcome:
         from .dump import writer
 
         try:
-            size, threads, modules = writer.write(
+            size, plan = writer.write(
                 out.fd, self._data, self._mem_fd, dump_type, exception, user_streams, callback,
-                self._stream_from_clone if self._data.cloned else None)
+                self._stream_from_clone if self._data.cloned else None, include_dont_dump)
         except OSError as exc:
             if not isinstance(exc, errors.SnapshotError) and self._frozen_target_died():
                 raise self._exited_error(exc.errno) from exc
@@ -200,7 +209,7 @@ class LinuxSnapshot(Snapshot):
             # A frozen target that died mid-dump reads as zeros: the dump would be a lie.
             raise self._exited_error(3)
         out.size = size
-        return threads, modules
+        return WriteOutcome(len(plan.threads), len(plan.modules), tuple(plan.skipped))
 
     def _stream_from_clone(self, out: DumpFile, jobs: Sequence[tuple[int, int, int]]) -> bool:
         """Have the clone write its own memory into the dump; False if it cannot here."""

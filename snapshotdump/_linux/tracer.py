@@ -19,7 +19,17 @@ from types import ModuleType
 
 from .. import errors
 from . import arch as arch_module
-from . import channel, clone_stream, freeze, inject, procfs, ptrace, stack_capture
+from . import (
+    channel,
+    clone_stream,
+    dont_fork,
+    freeze,
+    inject,
+    procfs,
+    ptrace,
+    stack_capture,
+    vm_flags,
+)
 from .capture_data import CaptureData, ThreadState
 from .freeze import Freezer
 
@@ -34,6 +44,8 @@ class Session:
         self.clone: int | None = None
         self.clone_in_target: int | None = None
         self.code_at = 0  # where calls are injected into the clone (the vDSO's header)
+        self.dont_fork: list[tuple[int, int]] = []  # MADV_DONTFORK ranges a clone must hold
+        self.dont_fork_problems: list[str] = []
 
     def capture(self, want_clone: bool, live_fallback: bool,
                 memory: str = "all") -> tuple[CaptureData, int]:
@@ -42,8 +54,10 @@ class Session:
         status_fields = procfs.check_target(self.pid)
         # Whatever does not need the target stopped is read before or after the pause.
         reason = self._clone_refusal(status_fields) if want_clone else None
-        code_at = inject.code_address(
-            procfs.parse_maps(procfs.read_text(f"/proc/{self.pid}/maps")), 0)
+        maps = procfs.parse_maps(procfs.read_text(f"/proc/{self.pid}/maps"))
+        code_at = inject.code_address(maps, 0)
+        flags = vm_flags.read(self.pid)  # not while stopped: smaps walks every page table
+        self.dont_fork = vm_flags.dont_fork_ranges(maps, flags)
         host = self._host_files()
         try:
             self.freezer.stop_all()
@@ -73,6 +87,9 @@ class Session:
             source = self.clone if self.clone is not None else self.pid
             data = self._process_files(source, registers, host)
             data.fallback_reason = reason if want_clone else None
+            data.vm_flags = flags
+            data.dont_fork = self.dont_fork
+            data.dont_fork_problem = "; ".join(self.dont_fork_problems) or None
             data.first_stop_ns = self.freezer.first_stop_ns or stopped_ns
             data.resumed_ns = resumed_ns
             data.finished_ns = resumed_ns or time.monotonic_ns()
@@ -138,8 +155,10 @@ class Session:
         tid = min(registers, key=lambda t: (self.freezer.stopped.get(t, 0) != 0, t))
         saved = registers[tid][0]
         at = code_at or self.arch.instruction_pointer(saved)
-        result = inject.run(self.arch, tid, saved, at, self.arch.CLONE_TRAP, self.arch.SYS_CLONE,
-                            (0, 0, 0, 0, 0))
+        with dont_fork.forkable(self, tid, saved, at, self.dont_fork) as problems:
+            result = inject.run(self.arch, tid, saved, at, self.arch.CLONE_TRAP,
+                                self.arch.SYS_CLONE, (0, 0, 0, 0, 0))
+        self.dont_fork_problems = problems
         if result.signals and not self.freezer.stopped.get(tid):
             self.freezer.stopped[tid] = result.signals[0]
         if result.value < 0 or result.child is None:

@@ -37,15 +37,16 @@ from .plan import DumpPlan, make_plan
 
 def write(fd: int, data: CaptureData, mem_fd: int, dump_type: MiniDumpType,
           exception_info: ExceptionInfo | None, user_streams: Sequence[UserStream],
-          callback: DumpCallback | None, bulk: BulkCopy | None = None) -> tuple[int, int, int]:
-    """Write the dump to *fd*; return (file size, threads written, modules written).
+          callback: DumpCallback | None, bulk: BulkCopy | None = None,
+          include_dont_dump: bool = False) -> tuple[int, DumpPlan]:
+    """Write the dump to *fd*; return the file size and the plan it followed.
 
     *bulk*, when given, is offered a full dump's memory first (see MemoryReader.copy_all).
     """
     arch = arch_module.current()
     reader = (CopiedMemory(mem_fd, data.copied, parse_maps(data.maps)) if data.memory == "stacks"
               else MemoryReader(mem_fd, bulk))
-    plan = make_plan(data, reader, dump_type, callback, arch)
+    plan = make_plan(data, reader, dump_type, callback, arch, include_dont_dump)
     blocks: dict[tuple[int, int], int] = {}
     contexts: dict[int, Location] = {}
 
@@ -83,7 +84,7 @@ def write(fd: int, data: CaptureData, mem_fd: int, dump_type: MiniDumpType,
         location = step(out)
         out.add_stream(stream_type, location)
     out.finish()
-    return out.end, len(plan.threads), len(plan.modules)
+    return out.end, plan
 
 
 def _raw(payload: bytes) -> Callable[[DumpFile], Location]:

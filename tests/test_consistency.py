@@ -1,0 +1,145 @@
+"""Consistency is tested, not assumed: each capture mode must hold one cut of a moving target.
+
+tests/targets/sweep.c sweeps a heap region and a region on its own stack page by page,
+writing the sweep number at the start of each page.  A dump taken at one instant holds
+pages [0,k) at g and [k,N) at g-1; a copy made while the target runs tears that.  The
+same target holds markers in MADV_DONTFORK, MADV_DONTDUMP and idle memory, and a
+PROT_NONE guard region.  Dumps are read back by the `minidump` package and obj2yaml.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+import snapshotdump
+from snapshotdump import CaptureFlags, CaptureMemory, MiniDumpType
+
+from .conftest import require_tool
+from .support import TARGETS, Target, obj2yaml, parse_with_minidump_package, running
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux backend")
+PAGE = 4096
+FULL = MiniDumpType.WITH_FULL_MEMORY
+DONT_FORK_MARKER = b"DONTFORK-MARKER-5e1f"
+DONT_DUMP_MARKER = b"DONTDUMP-MARKER-7a2c"
+
+
+@dataclass
+class Sweep:
+    target: Target
+    hot: int
+    hot_pages: int
+    stack_hot: int
+    stack_pages: int
+    dont_fork: int
+    dont_dump: int
+    idle: int
+    guard: int
+
+
+@pytest.fixture(scope="session")
+def sweep_binary(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    compiler = require_tool("gcc", "cc")
+    binary = tmp_path_factory.mktemp("sweep") / "sweep"
+    subprocess.run([compiler, "-O1", "-g", "-pthread", "-o", str(binary),
+                    str(TARGETS / "sweep.c")], check=True)
+    return binary
+
+
+@pytest.fixture
+def sweep(sweep_binary: pathlib.Path) -> Iterator[Sweep]:
+    with running([str(sweep_binary)]) as target:
+        assert target.process.stdout is not None
+        # Printed with READY, so it is already buffered: a select() would not see it.
+        words = target.process.stdout.readline().split()
+        assert words[0] == "ADDRS", words
+        hot, hot_pages, stack_hot, stack_pages, dont_fork, dont_dump, idle, guard = (
+            int(word, 16) if word.startswith("0x") else int(word) for word in words[1:])
+        yield Sweep(target, hot, hot_pages, stack_hot, stack_pages, dont_fork, dont_dump, idle,
+                    guard)
+
+
+def _generations(reader: Any, start: int, pages: int) -> list[int]:
+    return [int.from_bytes(reader.read(start + i * PAGE, 8), "little") for i in range(pages)]
+
+
+def assert_one_cut(generations: list[int]) -> None:
+    """[0,k) hold g and [k,N) hold g-1 (k may be N: a sweep just ended)."""
+    g = generations[0]
+    k = next((i for i, value in enumerate(generations) if value != g), len(generations))
+    assert g >= 1, generations[:8]
+    assert all(value == g - 1 for value in generations[k:]), (
+        f"torn: pages [0,{k}) hold {g}, then {sorted(set(generations[k:]))[:8]}")
+
+
+def _capture(pid: int, mode: str) -> snapshotdump.Snapshot:
+    if mode == "stacks":
+        return snapshotdump.capture(pid, memory=CaptureMemory.STACKS)
+    if mode == "frozen":
+        return snapshotdump.capture(pid, CaptureFlags.DEFAULT & ~CaptureFlags.VA_CLONE)
+    return snapshotdump.capture(pid)
+
+
+@pytest.mark.parametrize("mode", ["stacks", "clone", "frozen"])
+def test_each_capture_mode_holds_one_cut(sweep: Sweep, tmp_path: pathlib.Path,
+                                         mode: str) -> None:
+    dump = tmp_path / f"{mode}.dmp"
+    with _capture(sweep.target.pid, mode) as snap:
+        assert snap.performance is not None and snap.performance.capture_mode == mode
+        result = snap.write_dump(dump, MiniDumpType.NORMAL if mode == "stacks" else FULL)
+    obj2yaml(dump)
+    reader = parse_with_minidump_package(dump).get_reader()
+    assert_one_cut(_generations(reader, sweep.stack_hot, sweep.stack_pages))
+    if mode == "stacks":
+        return
+    assert_one_cut(_generations(reader, sweep.hot, sweep.hot_pages))
+    assert reader.read(sweep.idle, len(sweep.target.marker)) == sweep.target.marker
+    assert reader.read(sweep.dont_fork, len(DONT_FORK_MARKER)) == DONT_FORK_MARKER
+    reasons = {region.base: region.reason for region in result.skipped}
+    assert "MADV_DONTDUMP" in reasons[sweep.dont_dump]
+    assert "PROT_NONE" in reasons[sweep.guard]
+    assert result.skipped_bytes >= (1 << 20) + 2 * PAGE
+
+
+def test_a_full_dump_lists_what_it_leaves_out_and_can_include_dont_dump(
+        sweep: Sweep, tmp_path: pathlib.Path) -> None:
+    with snapshotdump.capture(sweep.target.pid) as snap:
+        left_out = snap.write_dump(tmp_path / "default.dmp", FULL)
+        included = snap.write_dump(tmp_path / "included.dmp", FULL, include_dont_dump=True)
+    parsed = parse_with_minidump_package(tmp_path / "default.dmp")
+    with pytest.raises(Exception):  # noqa: B017 - the package's own error for unmapped memory
+        parsed.get_reader().read(sweep.dont_dump, len(DONT_DUMP_MARKER))
+    # Left out of the memory, but listed: in the MemoryInfoList and in the maps stream.
+    infos = {info.BaseAddress for info in parsed.memory_info.infos}
+    assert {sweep.dont_dump, sweep.guard, sweep.dont_fork} <= infos
+    yaml = obj2yaml(tmp_path / "default.dmp")
+    for address in (sweep.dont_dump, sweep.guard, sweep.dont_fork):
+        assert f"{address:x}-" in yaml
+    assert next(r for r in left_out.skipped if r.base == sweep.dont_dump).size == 1 << 20
+    reader = parse_with_minidump_package(tmp_path / "included.dmp").get_reader()
+    assert reader.read(sweep.dont_dump, len(DONT_DUMP_MARKER)) == DONT_DUMP_MARKER
+    assert sweep.dont_dump not in {r.base for r in included.skipped}
+    assert included.skipped_bytes == left_out.skipped_bytes - (1 << 20)
+
+
+def test_the_target_keeps_its_dont_fork_mark(sweep: Sweep) -> None:
+    """The clone took the MADV_DONTFORK region; the target must have its mark back."""
+    def dont_fork_flags() -> list[bool]:
+        with open(f"/proc/{sweep.target.pid}/smaps") as smaps:
+            text = smaps.read()
+        head = f"{sweep.dont_fork:x}-"
+        block = text[text.index(head):]
+        flags = block[block.index("VmFlags:"):].split("\n", 1)[0].split()
+        return ["dc" in flags]
+
+    assert dont_fork_flags() == [True]
+    with snapshotdump.capture(sweep.target.pid) as snap:
+        assert snap.performance.capture_mode == "clone"
+        assert dont_fork_flags() == [True]
