@@ -172,9 +172,14 @@ class Performance:
     aux_pages_seconds: float | None = None
     handles_seconds: float | None = None
     threads_seconds: float | None = None
-    # Linux: how memory was captured ("stacks", "clone" or "frozen") and why that way.
+    # Linux: how memory was captured ("stacks", "precopy", "clone" or "frozen") and why.
     capture_mode: str | None = None
     capture_mode_reason: str | None = None
+    # Pre-copy: every pause so far (the capture's, then each full dump's final stop), the
+    # copy rounds of the last full dump, and the bytes copied in its final stop.
+    pauses_seconds: tuple[float, ...] = ()
+    precopy_rounds: int | None = None
+    precopy_final_bytes: int | None = None
 
 
 class Snapshot(abc.ABC):
@@ -290,6 +295,14 @@ class Snapshot(abc.ABC):
 
     def _check_memory(self, dump_type: MiniDumpType) -> None:
         missing = dump_type & NEEDS_ALL_MEMORY
+        if self.memory is CaptureMemory.PRECOPY and missing and \
+                not dump_type & MiniDumpType.WITH_FULL_MEMORY:
+            names = "|".join(flag.name or hex(flag) for flag in MiniDumpType
+                             if flag & missing and flag & NEEDS_ALL_MEMORY == flag)
+            raise ValueError(
+                f"dump_type {names} cannot be written from a CaptureMemory.PRECOPY snapshot "
+                f"of pid {self.pid}, which writes full dumps (WITH_FULL_MEMORY) or stack-only "
+                "ones: add WITH_FULL_MEMORY, or capture with memory=CaptureMemory.ALL")
         if self.memory is CaptureMemory.STACKS and missing:
             names = "|".join(flag.name or hex(flag) for flag in MiniDumpType
                              if flag & missing and flag & NEEDS_ALL_MEMORY == flag)

@@ -116,7 +116,32 @@ def test_write_dump_refuses_a_type_that_needs_more_than_stacks(
         snap.write_dump(tmp_path / "ok.dmp", MiniDumpType.WITH_HANDLE_DATA
                         | MiniDumpType.WITH_THREAD_INFO | MiniDumpType.WITH_FULL_MEMORY_INFO)
     obj2yaml(tmp_path / "ok.dmp")
-    assert memory_needed(flag) is CaptureMemory.ALL
+    assert memory_needed(flag) is (CaptureMemory.PRECOPY if flag == MiniDumpType.WITH_FULL_MEMORY
+                                   else CaptureMemory.ALL)
+
+
+def test_a_precopy_snapshot_refuses_partial_memory_types(c_target: Target,
+                                                         tmp_path: pathlib.Path) -> None:
+    with snapshotdump.capture(c_target.pid, memory=CaptureMemory.PRECOPY) as snap:
+        assert snap.memory is CaptureMemory.PRECOPY
+        with pytest.raises(ValueError, match=r"WITH_DATA_SEGS.*WITH_FULL_MEMORY"):
+            snap.write_dump(tmp_path / "x.dmp", MiniDumpType.WITH_DATA_SEGS)
+        snap.write_dump(tmp_path / "normal.dmp")  # from the capture's own stop
+        snap.write_dump(tmp_path / "full.dmp", MiniDumpType.WITH_FULL_MEMORY
+                        | MiniDumpType.WITH_DATA_SEGS)
+    assert not (tmp_path / "x.dmp").exists()
+    _check_with_readers(tmp_path / "full.dmp", snap_threads=_threads_of(tmp_path / "full.dmp"),
+                        target=c_target, full=True)
+    obj2yaml(tmp_path / "normal.dmp")
+
+
+def _threads_of(path: pathlib.Path) -> list[snapshotdump.ThreadInfo]:
+    """The threads a dump holds, by the `minidump` package (ip and sp from each context)."""
+    parsed = parse_with_minidump_package(path)
+    return [snapshotdump.ThreadInfo(thread_id=t.ThreadId,
+                                    instruction_pointer=t.ContextObject.Rip,
+                                    stack_pointer=t.ContextObject.Rsp)
+            for t in parsed.threads.threads]
 
 
 def test_capture_rejects_a_memory_that_is_not_a_capture_memory(c_target: Target) -> None:
@@ -124,7 +149,7 @@ def test_capture_rejects_a_memory_that_is_not_a_capture_memory(c_target: Target)
         snapshotdump.capture(c_target.pid, memory="stacks")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("kind", "mode"), [("normal", "stacks"), ("full", "clone"),
+@pytest.mark.parametrize(("kind", "mode"), [("normal", "stacks"), ("full", "precopy"),
                                             ("with_data_segs", "clone")])
 def test_the_cli_picks_the_cheapest_capture_for_the_type(
         c_target: Target, tmp_path: pathlib.Path, kind: str, mode: str) -> None:

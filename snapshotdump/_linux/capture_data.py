@@ -48,18 +48,26 @@ class CaptureData:
     # around the clone), unless dont_fork_problem says why not.
     dont_fork: list[tuple[int, int]] = dataclasses.field(default_factory=list)
     dont_fork_problem: str | None = None
+    # Why a pre-copy capture was asked for but a clone was made (see precopy_arm).
+    precopy_refused: str | None = None
 
     @property
     def mode(self) -> str:
-        """How memory was captured: "stacks", "clone" or "frozen"."""
-        if self.memory == "stacks":
-            return "stacks"
+        """How memory was captured: "stacks", "precopy", "clone" or "frozen"."""
+        if self.memory in ("stacks", "precopy"):
+            return self.memory
         return "clone" if self.cloned else "frozen"
 
     @property
     def mode_reason(self) -> str:
         if self.mode == "stacks":
             return "memory=CaptureMemory.STACKS: only the stacks were asked for"
+        if self.mode == "precopy":
+            return "memory=CaptureMemory.PRECOPY: the target's writes are tracked (async " \
+                "userfaultfd write-protect); a full dump copies memory while it runs"
+        if self.precopy_refused:
+            return f"pre-copy was asked for but cannot be used: {self.precopy_refused}; " \
+                "a fork clone was made instead"
         if self.fallback_reason:
             return f"frozen, as the clone was refused: {self.fallback_reason}"
         return "a clone was asked for (VA_CLONE)" if self.cloned else \

@@ -28,11 +28,12 @@ from ..snapshot import (
     UserStream,
     WriteOutcome,
 )
-from . import channel, clone_stream, procfs
+from . import channel, clone_stream, precopy, procfs
 from .capture_data import CaptureData
 
 if TYPE_CHECKING:
     from ..minidump.file import DumpFile
+    from .dump.plan import DumpPlan
 
 HELPER_EXIT_TIMEOUT = 30.0
 _PACKAGE_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
@@ -162,14 +163,17 @@ class LinuxSnapshot(Snapshot):
     """A copy-on-write clone of the target (or, with ``is_live``, the target held frozen)."""
 
     def __init__(self, flags: CaptureFlags, helper: Helper, data: CaptureData,
-                 mem_fd: int) -> None:
+                 mem_fd: int, uffd_fd: int | None = None) -> None:
         memory = CaptureMemory(data.memory)
         super().__init__(data.pid, flags, is_live=not data.cloned and memory is CaptureMemory.ALL,
                          memory=memory)
         self._helper = helper
         self._data = data
         self._mem_fd = mem_fd
+        self._uffd_fd = uffd_fd  # a pre-copy snapshot's userfaultfd of the target
         self._released_ns: int | None = None
+        self._pauses = [self._pause_of(data)]
+        self._precopy_stats: precopy.Statistics | None = None
 
     @property
     def fallback_reason(self) -> str | None:
@@ -178,6 +182,8 @@ class LinuxSnapshot(Snapshot):
 
     def _release(self) -> None:
         try:
+            if self._uffd_fd is not None:
+                os.close(self._uffd_fd)
             os.close(self._mem_fd)
         finally:
             HELPERS.give_back(self._helper)
@@ -198,9 +204,14 @@ class LinuxSnapshot(Snapshot):
         from .dump import writer
 
         try:
-            size, plan = writer.write(
-                out.fd, self._data, self._mem_fd, dump_type, exception, user_streams, callback,
-                self._stream_from_clone if self._data.cloned else None, include_dont_dump)
+            if self._uffd_fd is not None and dump_type & MiniDumpType.WITH_FULL_MEMORY:
+                size, plan = self._write_precopy(out.fd, dump_type, exception, user_streams,
+                                                 callback, include_dont_dump)
+            else:
+                size, plan = writer.write(
+                    out.fd, self._data, self._mem_fd, dump_type, exception, user_streams,
+                    callback, self._stream_from_clone if self._data.cloned else None,
+                    include_dont_dump)
         except OSError as exc:
             if not isinstance(exc, errors.SnapshotError) and self._frozen_target_died():
                 raise self._exited_error(exc.errno) from exc
@@ -210,6 +221,36 @@ class LinuxSnapshot(Snapshot):
             raise self._exited_error(3)
         out.size = size
         return WriteOutcome(len(plan.threads), len(plan.modules), tuple(plan.skipped))
+
+    def _write_precopy(
+        self, fd: int, dump_type: MiniDumpType, exception: ExceptionInfo | None,
+        user_streams: Sequence[UserStream], callback: DumpCallback | None,
+        include_dont_dump: bool,
+    ) -> tuple[int, DumpPlan]:
+        assert self._uffd_fd is not None
+        helper = self._helper
+
+        def stop() -> str:
+            maps, _fds = helper.request(("stop",))
+            assert isinstance(maps, str)
+            return maps
+
+        def resume() -> CaptureData:
+            data, _fds = helper.request(("resume",))
+            assert isinstance(data, CaptureData)
+            return data
+
+        size, plan, data, stats = precopy.write(
+            fd, self.pid, self._uffd_fd, self._mem_fd, precopy.Stopper(stop, resume),
+            self._data, dump_type, exception, user_streams, callback, include_dont_dump)
+        self._data = data  # the snapshot is now the target at this dump's final stop
+        self._pauses.append(self._pause_of(data))
+        self._precopy_stats = stats
+        return size, plan
+
+    @staticmethod
+    def _pause_of(data: CaptureData) -> float:
+        return ((data.resumed_ns or data.first_stop_ns) - data.first_stop_ns) / 1e9
 
     def _stream_from_clone(self, out: DumpFile, jobs: Sequence[tuple[int, int, int]]) -> bool:
         """Have the clone write its own memory into the dump; False if it cannot here."""
@@ -253,6 +294,10 @@ class LinuxSnapshot(Snapshot):
             total_seconds=(data.finished_ns - data.first_stop_ns) / 1e9,
             va_clone_seconds=data.clone_ns / 1e9 if data.clone_ns is not None else None,
             capture_mode=data.mode, capture_mode_reason=data.mode_reason,
+            pauses_seconds=tuple(self._pauses) if data.memory == "precopy" else (),
+            precopy_rounds=self._precopy_stats.rounds if self._precopy_stats else None,
+            precopy_final_bytes=self._precopy_stats.final_bytes if self._precopy_stats
+            else None,
         )
 
     def threads(self) -> list[ThreadInfo]:
@@ -310,7 +355,15 @@ def capture(pid: int, flags: CaptureFlags, live_fallback: bool,
         payload, fds = helper.request(
             ("capture", pid, bool(flags & CaptureFlags.VA_CLONE), live_fallback, memory.value))
         assert isinstance(payload, CaptureData) and len(fds) == 1
-        return LinuxSnapshot(flags, helper, payload, fds[0])
+        uffd_fd = None
+        if payload.memory == "precopy":
+            try:
+                _none, uffd_fds = helper.request(("uffd",))
+            except BaseException:
+                os.close(fds[0])
+                raise
+            uffd_fd = uffd_fds[0]
+        return LinuxSnapshot(flags, helper, payload, fds[0], uffd_fd)
     except BaseException:
         HELPERS.give_back(helper)
         raise

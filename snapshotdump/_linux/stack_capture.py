@@ -11,8 +11,10 @@ without the target remapping them.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .. import errors
@@ -32,12 +34,40 @@ Registers = dict[int, tuple[bytes, bytes, bytes | None]]
 def capture(session: Session) -> tuple[CaptureData, int]:
     """Stop, copy the stacks, resume: CaptureData (memory "stacks") and the live target's
     /proc/PID/mem, for the few reads of read-only file mappings."""
+    mem_fd = os.open(f"/proc/{session.pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = resume(session, stop(session, mem_fd))
+    except BaseException:
+        os.close(mem_fd)
+        session.release()
+        raise
+    return data, mem_fd
+
+
+@dataclasses.dataclass
+class Stopped:
+    """What was taken while the threads were stopped; the rest is read after resume()."""
+
+    registers: Registers
+    maps_text: str
+    copied: list[tuple[int, bytes]]
+    host: dict[str, bytes]
+    first_stop_ns: int
+
+
+def stop(session: Session, mem_fd: int,
+         while_stopped: Callable[[Registers, list[Mapping]], None] | None = None) -> Stopped:
+    """Stop every thread and copy what a NORMAL dump needs; the threads stay stopped.
+
+    *while_stopped*, if given, runs before the copy (an injection, say).  On failure
+    every thread runs again.
+    """
     pid = session.pid
     procfs.check_target(pid)
     maps_text = procfs.read_text(f"/proc/{pid}/maps")
     auxv = procfs.read_optional(f"/proc/{pid}/auxv")
     host = session._host_files()
-    mem_fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
+    session.freezer.first_stop_ns = None  # a snapshot may stop its target more than once
     try:
         session.freezer.stop_all()
         stopped_ns = time.monotonic_ns()
@@ -52,22 +82,29 @@ def capture(session: Session) -> tuple[CaptureData, int]:
             # A thread started after the maps were read: its stack is a newer mapping.
             maps_text = procfs.read_text(f"/proc/{pid}/maps")
             maps = parse_maps(maps_text)
+        if while_stopped is not None:
+            while_stopped(registers, maps)
         copied = copy_stacks(mem_fd, maps, stack_pointers)
         copied += copy_link_maps(mem_fd, auxv)
-        session.freezer.resume_all()
-        resumed_ns = time.monotonic_ns()
-        data = session._process_files(pid, registers, host)
     except BaseException:
-        os.close(mem_fd)
-        session.release()
+        session.freezer.resume_all()
         raise
-    data.maps = maps_text  # the stacks were found in these; later mappings are not held
+    return Stopped(registers, maps_text, copied, host,
+                   session.freezer.first_stop_ns or stopped_ns)
+
+
+def resume(session: Session, stopped: Stopped) -> CaptureData:
+    """Let the threads stopped by stop() run again (the pause ends), then read the rest."""
+    session.freezer.resume_all()
+    resumed_ns = time.monotonic_ns()
+    data = session._process_files(session.pid, stopped.registers, stopped.host)
+    data.maps = stopped.maps_text  # the stacks were found in these; later mappings are not held
     data.memory = "stacks"
-    data.copied = copied
-    data.first_stop_ns = session.freezer.first_stop_ns or stopped_ns
+    data.copied = stopped.copied
+    data.first_stop_ns = stopped.first_stop_ns
     data.resumed_ns = resumed_ns
     data.finished_ns = time.monotonic_ns()
-    return data, mem_fd
+    return data
 
 
 def _mapping_at(maps: list[Mapping], address: int) -> Mapping | None:

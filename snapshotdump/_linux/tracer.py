@@ -25,6 +25,7 @@ from . import (
     dont_fork,
     freeze,
     inject,
+    precopy_arm,
     procfs,
     ptrace,
     stack_capture,
@@ -46,11 +47,15 @@ class Session:
         self.code_at = 0  # where calls are injected into the clone (the vDSO's header)
         self.dont_fork: list[tuple[int, int]] = []  # MADV_DONTFORK ranges a clone must hold
         self.dont_fork_problems: list[str] = []
+        self.uffd: int | None = None  # a pre-copy's userfaultfd of the target (precopy_arm)
+        self.stopped: stack_capture.Stopped | None = None  # a pre-copy's final stop, held
 
     def capture(self, want_clone: bool, live_fallback: bool,
                 memory: str = "all") -> tuple[CaptureData, int]:
         if memory == "stacks":
             return stack_capture.capture(self)
+        if memory == "precopy":
+            return precopy_arm.capture(self, live_fallback)
         status_fields = procfs.check_target(self.pid)
         # Whatever does not need the target stopped is read before or after the pause.
         reason = self._clone_refusal(status_fields) if want_clone else None
@@ -170,6 +175,9 @@ class Session:
 
     def release(self) -> None:
         """Put the target back as it was: clone killed and reaped, every thread running."""
+        if self.uffd is not None:  # the last fd closed: the kernel drops the write tracking
+            os.close(self.uffd)
+            self.uffd = None
         try:
             if self.clone is not None:
                 inject.kill_clone(self.clone)
@@ -214,6 +222,13 @@ def serve(sock: socket.socket) -> None:
                         clone_stream.serve(session, message[1], sock)
                     except (EOFError, ConnectionError):
                         return
+            elif command in ("uffd", "stop", "resume"):
+                try:
+                    answer, fds = _precopy_step(session, command)
+                except BaseException as exc:
+                    channel.send(sock, ("error", _portable(exc)))
+                    continue
+                channel.send(sock, ("ok", answer), fds)
             elif command in ("free", "abort"):
                 pass  # slots handed back, or a stop that came after the last piece
             elif command == "release":
@@ -225,6 +240,27 @@ def serve(sock: socket.socket) -> None:
     finally:
         if session is not None:
             session.release()
+
+
+def _precopy_step(session: Session | None, command: str) -> tuple[object, list[int]]:
+    """A pre-copy's requests: its userfaultfd, then the final stop, then the resume."""
+    if session is None or session.uffd is None:
+        raise errors.SnapshotError("no pre-copy snapshot is held by the tracer helper")
+    if command == "uffd":
+        return None, [session.uffd]
+    if command == "stop":
+        mem_fd = os.open(f"/proc/{session.pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            session.stopped = stack_capture.stop(session, mem_fd)
+        finally:
+            os.close(mem_fd)
+        return session.stopped.maps_text, []
+    if session.stopped is None:
+        raise errors.SnapshotError("resume without a stop")
+    data = stack_capture.resume(session, session.stopped)
+    session.stopped = None
+    data.memory = "precopy"
+    return data, []
 
 
 def _portable(exc: BaseException) -> BaseException:

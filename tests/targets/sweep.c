@@ -5,17 +5,26 @@
  * the target runs tears it (numbers far apart, or out of order).
  * One hot region is on the heap (HOT_PAGES pages), one on a thread's own stack
  * (STACK_PAGES pages).  Beside them: a MADV_DONTFORK region, a MADV_DONTDUMP region
- * and an idle region, each starting with a marker, and a PROT_NONE guard region.
+ * and an idle region, each starting with a marker, and a PROT_NONE guard region; a
+ * "doomed" region and a "zap" region, filled with 'D' and 'Z', for the commands below.
  * It prints "READY pid idle_address", then
- * "ADDRS hot hot_pages stack_hot stack_pages dontfork dontdump idle guard" (hex addresses),
- * then serves: t -> "TICKS sweeps 0"; r -> "OK"; q -> exits.
+ * "ADDRS hot hot_pages stack_hot stack_pages dontfork dontdump idle guard doomed zap"
+ * (hex addresses), then serves: t -> "TICKS sweeps 0"; r -> "OK"; q -> exits;
+ *   m -> maps a new 1 MiB region starting "NEWMAP-MARKER"; prints "OK address"
+ *   u -> unmaps the doomed region; z -> MADV_DONTNEED on the zap region (it reads 0 then);
+ *   both print "OK 0".
+ * With SWEEP_UFFD set it registers the idle region with a userfaultfd of its own first.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define PAGE 4096
@@ -71,13 +80,24 @@ int main(void) {
     char *guard = mmap(NULL, 2 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (guard == MAP_FAILED)
         return 3;
+    char *doomed = region("DOOMED-MARKER", -1);
+    char *zap = region("ZAPPED-MARKER", -1);
+    if (getenv("SWEEP_UFFD")) {
+        int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | 1 /* UFFD_USER_MODE_ONLY */);
+        struct uffdio_api api = {.api = UFFD_API};
+        struct uffdio_register reg = {.range = {(unsigned long)idle, REGION},
+                                      .mode = UFFDIO_REGISTER_MODE_MISSING};
+        if (fd < 0 || ioctl(fd, UFFDIO_API, &api) || ioctl(fd, UFFDIO_REGISTER, &reg))
+            return 5;
+    }
     pthread_t t;
     pthread_create(&t, NULL, sweeper, hot);
     while (!stack_hot || sweeps < 2)
         usleep(1000);
     printf("READY %d %p\n", getpid(), (void *)idle);
-    printf("ADDRS %p %d %p %d %p %p %p %p\n", (void *)hot, HOT_PAGES, (void *)stack_hot,
-           STACK_PAGES, (void *)dontfork, (void *)dontdump, (void *)idle, (void *)guard);
+    printf("ADDRS %p %d %p %d %p %p %p %p %p %p\n", (void *)hot, HOT_PAGES, (void *)stack_hot,
+           STACK_PAGES, (void *)dontfork, (void *)dontdump, (void *)idle, (void *)guard,
+           (void *)doomed, (void *)zap);
     fflush(stdout);
     char line[64];
     while (fgets(line, sizeof line, stdin)) {
@@ -87,6 +107,12 @@ int main(void) {
             printf("OK\n");
         else if (line[0] == 'q')
             return 0;
+        else if (line[0] == 'm')
+            printf("OK %p\n", (void *)region("NEWMAP-MARKER", -1));
+        else if (line[0] == 'u')
+            printf("OK %d\n", munmap(doomed, REGION));
+        else if (line[0] == 'z')
+            printf("OK %d\n", madvise(zap, REGION, MADV_DONTNEED));
         fflush(stdout);
     }
     return 0;

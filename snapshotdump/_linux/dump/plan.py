@@ -152,6 +152,23 @@ def _unreadable_reason(mapping: Mapping | None, flags: tuple[str, ...]) -> str:
     return "unreadable"
 
 
+def left_out(mapping: Mapping, flags: dict[int, tuple[str, ...]],
+             include_dont_dump: bool) -> SkippedRegion | None:
+    """Why an all-memory dump leaves *mapping* out; None if it is written."""
+    if not _dumpable(mapping):
+        return SkippedRegion(mapping.start, mapping.size, _unreadable_reason(mapping, ()))
+    if DONT_DUMP in flags.get(mapping.start, ()) and not include_dont_dump:
+        return SkippedRegion(mapping.start, mapping.size,
+                             "MADV_DONTDUMP (write_dump(include_dont_dump=True) writes it)")
+    return None
+
+
+def unreadable(mapping: Mapping | None, flags: dict[int, tuple[str, ...]],
+               start: int, end: int) -> SkippedRegion:
+    return SkippedRegion(start, end - start, _unreadable_reason(
+        mapping, flags.get(mapping.start, ()) if mapping else ()))
+
+
 def _missing_dont_fork(data: CaptureData, maps: list[Mapping]) -> list[SkippedRegion]:
     """MADV_DONTFORK mappings of the target that the clone does not hold: say so."""
     if not data.cloned:
@@ -201,16 +218,10 @@ def make_plan(data: CaptureData, reader: MemoryReader, dump_type: MiniDumpType,
 
     def dumped(mapping: Mapping) -> bool:
         """Whether a mapping of an all-memory dump is written; if not, it is recorded why."""
-        if not _dumpable(mapping):
-            skipped.append(SkippedRegion(mapping.start, mapping.size,
-                                         _unreadable_reason(mapping, ())))
-            return False
-        if DONT_DUMP in flags_at.get(mapping.start, ()) and not include_dont_dump:
-            skipped.append(SkippedRegion(
-                mapping.start, mapping.size,
-                "MADV_DONTDUMP (write_dump(include_dont_dump=True) writes it)"))
-            return False
-        return True
+        reason = left_out(mapping, flags_at, include_dont_dump)
+        if reason is not None:
+            skipped.append(reason)
+        return reason is None
 
     if full:
         candidates = [(m.start, m.end) for m in maps if dumped(m)]
