@@ -23,6 +23,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..callbacks import CallbackEvent, DumpCallback, ask
 from ..flags import CallbackType, MiniDumpType
@@ -31,13 +32,16 @@ from ..minidump.format import StreamType
 from ..minidump.memory import CHUNK, MemoryReader
 from ..snapshot import ExceptionInfo, SkippedRegion, UserStream
 from . import arch as arch_module
-from . import procfs, uffd, vm_flags
+from . import procfs, stack_capture, uffd, vm_flags
 from .capture_data import CaptureData
 from .dump.plan import DumpPlan, left_out, make_plan, unreadable
 from .dump.writer import stream_steps
 from .pagemap import Scanner
 from .procfs import Mapping, parse_maps
 from .stack_capture import CopiedMemory
+
+if TYPE_CHECKING:
+    from .tracer import Session
 
 MAX_ROUNDS = 4
 SETTLED_BYTES = 2 << 20  # a round that finds less than this written leaves the rest to the stop
@@ -46,12 +50,6 @@ _ALL_MEMORY_TYPES = (MiniDumpType.WITH_FULL_MEMORY | MiniDumpType.WITH_DATA_SEGS
                      | MiniDumpType.WITH_INDIRECTLY_REFERENCED_MEMORY)
 
 
-class Stopper:
-    """The tracer helper's side: stop the target (its maps then), and resume it."""
-
-    def __init__(self, stop: Callable[[], str], resume: Callable[[], CaptureData]) -> None:
-        self.stop = stop
-        self.resume = resume
 
 
 @dataclass
@@ -71,13 +69,24 @@ class _Extent:
 
 
 class Layout:
-    """The dump's memory as it is copied: extents at file offsets, found by address."""
+    """The dump's memory as it is copied: extents at file offsets, found by address.
 
-    def __init__(self, out: DumpFile) -> None:
-        self.out = out
-        self.base_rva = out.end
+    It travels to the tracer helper for the final stop (pickled, fd excepted).
+    """
+
+    def __init__(self, fd: int, base_rva: int) -> None:
+        self.fd = fd
+        self.base_rva = base_rva
+        self.end = base_rva
         self._extents: list[_Extent] = []  # by address; they never overlap
         self._starts: list[int] = []
+
+    def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self.fd, view, offset)
+            view = view[written:]
+            offset += written
 
     def uncovered(self, start: int, end: int) -> list[tuple[int, int]]:
         parts = []
@@ -94,7 +103,8 @@ class Layout:
         """Room for the parts of [start, end) not yet held; their (address, size, rva) jobs."""
         jobs = []
         for first, last in self.uncovered(start, end):
-            extent = _Extent(first, last - first, self.out.reserve(last - first))
+            extent = _Extent(first, last - first, self.end)
+            self.end += last - first
             index = bisect.bisect_left(self._starts, first)
             self._extents.insert(index, extent)
             self._starts.insert(index, first)
@@ -140,7 +150,7 @@ class Layout:
             last_address, last_size, last_rva = pieces[-1]
             moved = min(gap, last_size)
             source = last_rva + last_size - moved
-            _move(self.out.fd, source, cursor, moved)
+            _move(self.fd, source, cursor, moved)
             result.append((last_address + last_size - moved, moved, cursor))
             cursor += moved
             if moved == last_size:
@@ -171,24 +181,37 @@ def _move(fd: int, source: int, destination: int, size: int) -> None:
         done += len(data)
 
 
-class PreCopy:
-    """One full dump of a pre-copy snapshot."""
+@dataclass
+class State:
+    """What one pre-copy knows, handed to the tracer helper for the final stop and back."""
 
-    def __init__(self, pid: int, uffd_fd: int, mem_fd: int, out: DumpFile,
-                 include_dont_dump: bool, callback: DumpCallback | None) -> None:
+    layout: Layout
+    flags: dict[int, tuple[str, ...]]
+    include_dont_dump: bool
+    # By region start: included (True), left out by the callback (False), unreadable.
+    decided: dict[int, SkippedRegion | bool]
+    identity: dict[int, Mapping]  # each region's mapping when it was copied
+    stats: Statistics
+    unasked: list[int]  # regions first seen in the final stop: the callback is asked after
+
+
+# Has the tracer helper run final_stop() on a State: the State back, and the stop's capture.
+Finisher = Callable[[State], tuple[State, CaptureData]]
+
+
+class PreCopy:
+    """One full dump of a pre-copy snapshot, in the dumper (run) or, for the final stop,
+    in the tracer helper (final_copy, with no callback and no userfaultfd)."""
+
+    def __init__(self, pid: int, uffd_fd: int | None, mem_fd: int, state: State,
+                 callback: DumpCallback | None) -> None:
         self.pid = pid
         self.uffd = uffd_fd
         self.reader = MemoryReader(mem_fd)
-        self.out = out
-        self.layout = Layout(out)
-        self.include_dont_dump = include_dont_dump
+        self.state = state
+        self.layout = state.layout
         self.callback = callback
-        self.flags: dict[int, tuple[str, ...]] = {}
-        # By region start: included (True), left out by the callback (False), unreadable.
-        self.decided: dict[int, SkippedRegion | bool] = {}
-        self.identity: dict[int, Mapping] = {}  # each region's mapping when it was copied
         self.skipped: list[SkippedRegion] = []
-        self.stats = Statistics()
         self._pagemap = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY | os.O_CLOEXEC)
         self.scanner = Scanner(self._pagemap)
 
@@ -198,17 +221,18 @@ class PreCopy:
     def _maps(self) -> list[Mapping]:
         return parse_maps(procfs.read_text(f"/proc/{self.pid}/maps"))
 
-    def _regions(self, maps: list[Mapping], probe: bool) -> list[Mapping]:
+    def _regions(self, maps: list[Mapping], probe: bool = False) -> list[Mapping]:
         """The mappings the dump writes; the others recorded in self.skipped (on *probe*)."""
         chosen = []
         skipped = []
+        decided = self.state.decided
         for mapping in maps:
             verdict: SkippedRegion | bool | None = left_out(
-                mapping, self.flags, self.include_dont_dump)
+                mapping, self.state.flags, self.state.include_dont_dump)
             if verdict is None:
-                if mapping.start not in self.decided:
-                    self.decided[mapping.start] = self._decide(mapping)
-                verdict = self.decided[mapping.start]
+                if mapping.start not in decided:
+                    decided[mapping.start] = self._decide(mapping)
+                verdict = decided[mapping.start]
             if isinstance(verdict, SkippedRegion):
                 skipped.append(verdict)
             elif verdict is True:
@@ -218,9 +242,13 @@ class PreCopy:
         return chosen
 
     def _decide(self, mapping: Mapping) -> SkippedRegion | bool:
-        """Unreadable (why), or whether the callback lets the region in."""
+        """Unreadable (why), or whether the callback lets the region in (asked later when
+        there is no callback here: inside the final stop)."""
         if not self.reader.readable(mapping.start):
-            return unreadable(mapping, self.flags, mapping.start, mapping.end)
+            return unreadable(mapping, self.state.flags, mapping.start, mapping.end)
+        if self.uffd is None:
+            self.state.unasked.append(mapping.start)
+            return True
         return ask(self.callback, CallbackEvent(
             CallbackType.INCLUDE_VM_REGION, memory_base=mapping.start,
             memory_size=mapping.size)).include
@@ -232,18 +260,20 @@ class PreCopy:
     def _protect_untracked(self, maps: list[Mapping], everything: bool = False) -> None:
         """Register and write-protect what is not tracked yet; with *everything*, protect
         every tracked page too (a new dump starts from a clean slate)."""
+        assert self.uffd is not None
         start, end = self._span(maps)
         untracked = list(self.scanner.untracked(start, end))
-        fresh = [m for m in maps if uffd.trackable(m, self.flags.get(m.start, ()))
+        flags = self.state.flags
+        fresh = [m for m in maps if uffd.trackable(m, flags.get(m.start, ()))
                  and _overlaps(untracked, m.start, m.end)]
-        registered = uffd.register_writable(self.uffd, fresh, self.flags, strict=False)
+        registered = uffd.register_writable(self.uffd, fresh, flags, strict=False)
         for first, last in list(self.scanner.tracked(start, end)) if everything else registered:
             uffd.write_protect(self.uffd, first, last - first)
 
     def _copy(self, jobs: Iterable[tuple[int, int, int]]) -> int:
         total = 0
         for address, size, rva in jobs:
-            self.reader.copy(self.out, address, size, rva)
+            self.reader.copy(self.layout, address, size, rva)  # type: ignore[arg-type]
             total += size
         return total
 
@@ -259,7 +289,7 @@ class PreCopy:
         untracked = list(self.scanner.untracked(start, end))
         ranges = []
         for mapping in regions:
-            before = self.identity.get(mapping.start)
+            before = self.state.identity.get(mapping.start)
             if before is not None and before != mapping:
                 ranges.append((mapping.start, mapping.end))
             elif mapping.writable:
@@ -271,68 +301,106 @@ class PreCopy:
         for mapping in regions:
             fresh = self.layout.add(mapping.start, mapping.end)
             if fresh:
-                self.identity.setdefault(mapping.start, mapping)
+                self.state.identity.setdefault(mapping.start, mapping)
             jobs += fresh
         return jobs
 
-    def run(self, stopper: Stopper) -> tuple[CaptureData, list[tuple[int, int, int]]]:
-        """Copy, iterate, stop, finish, resume; the stop's capture and the memory pieces."""
-        self.flags = vm_flags.read(self.pid)
+    def run(self, out: DumpFile) -> None:
+        """Protect, copy everything, then copy rounds of what was written, while it runs."""
+        stats = self.state.stats
         maps = self._maps()
         self._protect_untracked(maps, everything=True)
-        regions = self._regions(maps, probe=False)
-        jobs = self._new(regions)
-        self.reader.copy_all(self.out, jobs)
-        self.stats.precopied_bytes = sum(size for _a, size, _r in jobs)
+        jobs = self._new(self._regions(maps))
+        self.reader.copy_all(out, jobs)
+        stats.precopied_bytes = sum(size for _a, size, _r in jobs)
         round_bytes = []
         for _round in range(MAX_ROUNDS):
             maps = self._maps()
             self._protect_untracked(maps)
-            regions = self._regions(maps, probe=False)
+            regions = self._regions(maps)
             start, end = self._span(maps)
             copied = self._copy(self._held(self.scanner.written(start, end, rearm=True)))
             copied += self._copy(self._new(regions))
             round_bytes.append(copied)
             if copied < SETTLED_BYTES:
                 break
-        self.stats.rounds = len(round_bytes)
-        self.stats.round_bytes = tuple(round_bytes)
+        stats.rounds = len(round_bytes)
+        stats.round_bytes = tuple(round_bytes)
 
-        final_maps = parse_maps(stopper.stop())
+    def final_copy(self, maps: list[Mapping]) -> None:
+        """Inside the final stop: what was written, dropped, mapped anew or replaced."""
+        started = time.perf_counter()
+        regions = self._regions(maps)
+        start, end = self._span(maps)
+        jobs = self._held(self.scanner.changed(start, end))
+        for first, last in self._changed(regions):
+            jobs += self.layout.jobs(first, last)
+        self.state.stats.final_scan_seconds = time.perf_counter() - started
+        jobs += self._new(regions)
+        self.state.stats.final_bytes = self._copy(jobs)
+
+    def finish(self, maps: list[Mapping]) -> list[tuple[int, int, int]]:
+        """After the final stop: ask the callback about regions first seen there, and keep
+        only the stop's regions in the file; the Memory64List's pieces."""
+        for start in self.state.unasked:
+            mapping = next((m for m in maps if m.start == start), None)
+            if mapping is not None and self.state.decided.get(start) is True:
+                self.state.decided[start] = ask(self.callback, CallbackEvent(
+                    CallbackType.INCLUDE_VM_REGION, memory_base=start,
+                    memory_size=mapping.size)).include
+        self.state.unasked = []
+        regions = self._regions(maps, probe=True)
+        return self.layout.keep_only([(m.start, m.end) for m in regions])
+
+
+def final_stop(session: Session, state: State, dump_fd: int) -> tuple[State, CaptureData]:
+    """The tracer helper's final stop: stop, copy what changed into the dump, resume.
+
+    Nothing crosses between processes inside the pause.
+    """
+    mem_fd = os.open(f"/proc/{session.pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
+    state.layout.fd = dump_fd
+    precopy = PreCopy(session.pid, None, mem_fd, state, None)
+    try:
+        stopped = stack_capture.stop(session, mem_fd, fresh_maps=True)
         try:
-            started = time.perf_counter()
-            regions = self._regions(final_maps, probe=True)
-            start, end = self._span(final_maps)
-            jobs = self._held(self.scanner.changed(start, end))
-            changed = self._changed(regions)
-            self.stats.final_scan_seconds = time.perf_counter() - started
-            for start, end in changed:
-                jobs += self.layout.jobs(start, end)
-            jobs += self._new(regions)
-            self.stats.final_bytes = self._copy(jobs)
+            precopy.final_copy(parse_maps(stopped.maps_text))
         finally:
-            data = stopper.resume()
-        pieces = self.layout.keep_only([(m.start, m.end) for m in regions])
-        return data, pieces
+            data = stack_capture.resume(session, stopped)
+    finally:
+        precopy.close()
+        os.close(mem_fd)
+    data.memory = "precopy"
+    return state, data
 
 
-def write(fd: int, pid: int, uffd_fd: int, mem_fd: int, stopper: Stopper, started: CaptureData,
-          dump_type: MiniDumpType, exception_info: ExceptionInfo | None,
+def write(fd: int, pid: int, uffd_fd: int, mem_fd: int, finish: Finisher,
+          started: CaptureData, dump_type: MiniDumpType, exception_info: ExceptionInfo | None,
           user_streams: Sequence[UserStream], callback: DumpCallback | None,
           include_dont_dump: bool) -> tuple[int, DumpPlan, CaptureData, Statistics]:
-    """Write a full dump of *pid* by pre-copy; (size, plan, the stop's capture, figures)."""
+    """Write a full dump of *pid* by pre-copy; (size, plan, the stop's capture, figures).
+
+    *finish* has the tracer helper run final_stop() on the state.
+    """
     arch = arch_module.current()
     holder: list[DumpPlan] = []
     blocks: dict[tuple[int, int], int] = {}
     steps = stream_steps(lambda: holder[0], started, dump_type, exception_info, user_streams,
                          blocks)
     out = DumpFile(fd, len(steps) + 1, int(time.time()))
-    precopy = PreCopy(pid, uffd_fd, mem_fd, out, include_dont_dump, callback)
+    state = State(Layout(fd, out.end), vm_flags.read(pid), include_dont_dump, {}, {},
+                  Statistics(), [])
+    precopy = PreCopy(pid, uffd_fd, mem_fd, state, callback)
     try:
-        data, pieces = precopy.run(stopper)
+        precopy.run(out)
+        precopy.state, data = finish(precopy.state)
+        precopy.state.layout.fd = fd
+        precopy.layout = precopy.state.layout
+        pieces = precopy.finish(parse_maps(data.maps))
     finally:
         precopy.close()
-    data.vm_flags = precopy.flags
+    out.end = max(out.end, precopy.layout.end)
+    data.vm_flags = state.flags
     reader = CopiedMemory(mem_fd, data.copied, parse_maps(data.maps))
     # Threads and modules from the stop; memory is what was copied above, not a plan's.
     plan = make_plan(data, reader, dump_type & ~_ALL_MEMORY_TYPES, callback, arch)
@@ -348,7 +416,7 @@ def write(fd: int, pid: int, uffd_fd: int, mem_fd: int, stopper: Stopper, starte
     out.add_stream(StreamType.MEMORY64_LIST,
                    _memory64(out, pieces, precopy.layout.base_rva))
     out.finish()
-    return out.end, plan, data, precopy.stats
+    return out.end, plan, data, precopy.state.stats
 
 
 def _memory64(out: DumpFile, pieces: list[tuple[int, int, int]], base_rva: int) -> Location:

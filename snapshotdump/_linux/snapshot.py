@@ -65,7 +65,8 @@ class Helper:
         self.sock = ours
         self._owed = 0  # answers to requests whose wait was interrupted, still to be read
 
-    def request(self, message: tuple[object, ...]) -> tuple[object, list[int]]:
+    def request(self, message: tuple[object, ...],
+                fds: list[int] | None = None) -> tuple[object, list[int]]:
         while self._owed:  # a wait for an answer was interrupted: that answer comes first
             try:
                 _payload, fds = self._answer()
@@ -76,7 +77,7 @@ class Helper:
                 for fd in fds:
                     os.close(fd)
         self._owed += 1
-        channel.send(self.sock, message)
+        channel.send(self.sock, message, fds)
         return self._answer()
 
     def _answer(self) -> tuple[object, list[int]]:
@@ -230,18 +231,15 @@ class LinuxSnapshot(Snapshot):
         assert self._uffd_fd is not None
         helper = self._helper
 
-        def stop() -> str:
-            maps, _fds = helper.request(("stop",))
-            assert isinstance(maps, str)
-            return maps
-
-        def resume() -> CaptureData:
-            data, _fds = helper.request(("resume",))
-            assert isinstance(data, CaptureData)
-            return data
+        def finish(state: precopy.State) -> tuple[precopy.State, CaptureData]:
+            answer, _fds = helper.request(("finish", state), [fd])
+            assert isinstance(answer, tuple)
+            state, data = answer
+            assert isinstance(state, precopy.State) and isinstance(data, CaptureData)
+            return state, data
 
         size, plan, data, stats = precopy.write(
-            fd, self.pid, self._uffd_fd, self._mem_fd, precopy.Stopper(stop, resume),
+            fd, self.pid, self._uffd_fd, self._mem_fd, finish,
             self._data, dump_type, exception, user_streams, callback, include_dont_dump)
         self._data = data  # the snapshot is now the target at this dump's final stop
         self._pauses.append(self._pause_of(data))

@@ -56,11 +56,13 @@ class Stopped:
 
 
 def stop(session: Session, mem_fd: int,
-         while_stopped: Callable[[Registers, list[Mapping]], None] | None = None) -> Stopped:
+         while_stopped: Callable[[Registers, list[Mapping]], None] | None = None,
+         fresh_maps: bool = False) -> Stopped:
     """Stop every thread and copy what a NORMAL dump needs; the threads stay stopped.
 
-    *while_stopped*, if given, runs before the copy (an injection, say).  On failure
-    every thread runs again.
+    *while_stopped*, if given, runs before the copy (an injection, say).  With
+    *fresh_maps* the maps are read again once stopped (a full dump needs them exact).
+    On failure every thread runs again.
     """
     pid = session.pid
     procfs.check_target(pid)
@@ -78,7 +80,7 @@ def stop(session: Session, mem_fd: int,
                 f"its registers cannot be dumped by this backend", function="capture", pid=pid)
         stack_pointers = [session.arch.stack_pointer(regs[0]) for regs in registers.values()]
         maps = parse_maps(maps_text)
-        if any(_mapping_at(maps, sp) is None for sp in stack_pointers):
+        if fresh_maps or any(_mapping_at(maps, sp) is None for sp in stack_pointers):
             # A thread started after the maps were read: its stack is a newer mapping.
             maps_text = procfs.read_text(f"/proc/{pid}/maps")
             maps = parse_maps(maps_text)

@@ -48,7 +48,6 @@ class Session:
         self.dont_fork: list[tuple[int, int]] = []  # MADV_DONTFORK ranges a clone must hold
         self.dont_fork_problems: list[str] = []
         self.uffd: int | None = None  # a pre-copy's userfaultfd of the target (precopy_arm)
-        self.stopped: stack_capture.Stopped | None = None  # a pre-copy's final stop, held
 
     def capture(self, want_clone: bool, live_fallback: bool,
                 memory: str = "all") -> tuple[CaptureData, int]:
@@ -197,7 +196,7 @@ def serve(sock: socket.socket) -> None:
     try:
         while True:
             try:
-                message, _ = channel.receive(sock)
+                message, received = channel.receive(sock)
             except (EOFError, ConnectionError):
                 return
             command = message[0]
@@ -222,12 +221,15 @@ def serve(sock: socket.socket) -> None:
                         clone_stream.serve(session, message[1], sock)
                     except (EOFError, ConnectionError):
                         return
-            elif command in ("uffd", "stop", "resume"):
+            elif command in ("uffd", "finish"):
                 try:
-                    answer, fds = _precopy_step(session, command)
+                    answer, fds = _precopy_step(session, message, received)
                 except BaseException as exc:
                     channel.send(sock, ("error", _portable(exc)))
                     continue
+                finally:
+                    for fd in received:
+                        os.close(fd)
                 channel.send(sock, ("ok", answer), fds)
             elif command in ("free", "abort"):
                 pass  # slots handed back, or a stop that came after the last piece
@@ -242,25 +244,19 @@ def serve(sock: socket.socket) -> None:
             session.release()
 
 
-def _precopy_step(session: Session | None, command: str) -> tuple[object, list[int]]:
-    """A pre-copy's requests: its userfaultfd, then the final stop, then the resume."""
+def _precopy_step(session: Session | None, message: tuple[object, ...],
+                  received: list[int]) -> tuple[object, list[int]]:
+    """A pre-copy's requests: its userfaultfd; then the final stop, run here so that
+    nothing crosses between processes while the target is stopped."""
     if session is None or session.uffd is None:
         raise errors.SnapshotError("no pre-copy snapshot is held by the tracer helper")
-    if command == "uffd":
+    if message[0] == "uffd":
         return None, [session.uffd]
-    if command == "stop":
-        mem_fd = os.open(f"/proc/{session.pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            session.stopped = stack_capture.stop(session, mem_fd)
-        finally:
-            os.close(mem_fd)
-        return session.stopped.maps_text, []
-    if session.stopped is None:
-        raise errors.SnapshotError("resume without a stop")
-    data = stack_capture.resume(session, session.stopped)
-    session.stopped = None
-    data.memory = "precopy"
-    return data, []
+    from . import precopy
+
+    state = message[1]
+    assert isinstance(state, precopy.State) and len(received) == 1
+    return precopy.final_stop(session, state, received[0]), []
 
 
 def _portable(exc: BaseException) -> BaseException:
