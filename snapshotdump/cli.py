@@ -152,18 +152,21 @@ class Progress:
 
 
 def _write(snap: Snapshot, dest: str, dump_type: MiniDumpType, streams: list[UserStream],
-           overwrite: bool, compress: str | None, progress: bool) -> DumpResult:
+           overwrite: bool, compress: str | None, progress: bool,
+           include_dont_dump: bool = False) -> DumpResult:
     if compress is None:
         # Open the destination here (same 0600 / no-symlink / atomic rules) to watch it grow.
         with _dest.open_destination(dest, overwrite) as out, \
                 os.fdopen(out.fd, "wb", closefd=False) as sink, Progress(out.fd, progress):
-            result = snap.write_dump(sink, dump_type, user_streams=streams)
+            result = snap.write_dump(sink, dump_type, user_streams=streams,
+                                     include_dont_dump=include_dont_dump)
             out.size = result.size
         return dataclasses.replace(result, path=out.path)
     folder = os.path.dirname(os.path.abspath(dest))
     with tempfile.TemporaryFile(dir=folder) as raw:
         with Progress(raw.fileno(), progress):
-            result = snap.write_dump(raw, dump_type, user_streams=streams)
+            result = snap.write_dump(raw, dump_type, user_streams=streams,
+                                     include_dont_dump=include_dont_dump)
         raw.seek(0)
         with _dest.open_destination(dest, overwrite) as out, \
                 os.fdopen(out.fd, "wb", closefd=False) as sink:
@@ -211,7 +214,8 @@ def cmd_dump(args: argparse.Namespace) -> int:
     with capture(args.pid, flags, live_fallback=args.live_fallback, memory=memory) as snap:
         dest = args.output or default_name(snap, suffix)
         result = _write(snap, dest, dump_type, streams, args.overwrite, args.compress,
-                        progress=sys.stderr.isatty() and not args.quiet and not args.json)
+                        progress=sys.stderr.isatty() and not args.quiet and not args.json,
+                        include_dont_dump=args.include_dont_dump)
         line = _as_json(result, snap) if args.json else _summary_line(result, snap)
     if not args.quiet or args.json:
         print(line)
@@ -293,6 +297,8 @@ def _dump_parser() -> argparse.ArgumentParser:
                              "commas, or a hex mask (default: normal)")
     parser.add_argument("--no-clone", action="store_true",
                         help="freeze the target for the whole dump instead of cloning it")
+    parser.add_argument("--include-dont-dump", action="store_true",
+                        help="full dumps: also write memory the target marked MADV_DONTDUMP")
     parser.add_argument("--live-fallback", action="store_true",
                         help="dump the live/frozen process if no snapshot can be made")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")

@@ -9,6 +9,7 @@ PROT_NONE guard region.  Dumps are read back by the `minidump` package and obj2y
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import signal
@@ -258,3 +259,23 @@ def test_a_killed_precopy_dumper_leaves_no_tracking(sweep: Sweep, tmp_path: path
             dumper.wait()
         if dumper.stdout is not None:
             dumper.stdout.close()
+
+
+@pytest.mark.parametrize("include", [False, True])
+def test_the_cli_reports_what_a_full_dump_leaves_out(sweep: Sweep, tmp_path: pathlib.Path,
+                                                     include: bool) -> None:
+    env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[1])}
+    argv = [sys.executable, "-m", "snapshotdump", str(sweep.target.pid), "--type", "full",
+            "-o", str(tmp_path / "f.dmp"), "--json"]
+    result = subprocess.run(argv + (["--include-dont-dump"] if include else []),
+                            capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["capture_mode"] == "precopy"
+    reasons = {region["base"]: region["reason"] for region in payload["skipped"]}
+    assert "PROT_NONE" in reasons[sweep.guard]
+    assert ("MADV_DONTDUMP" in reasons.get(sweep.dont_dump, "")) is not include
+    reader = parse_with_minidump_package(tmp_path / "f.dmp").get_reader()
+    assert_one_cut(_generations(reader, sweep.hot, sweep.hot_pages))
+    if include:
+        assert reader.read(sweep.dont_dump, len(DONT_DUMP_MARKER)) == DONT_DUMP_MARKER
