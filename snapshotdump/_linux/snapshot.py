@@ -28,7 +28,7 @@ from ..snapshot import (
     UserStream,
     WriteOutcome,
 )
-from . import channel, clone_stream, precopy, procfs
+from . import channel, clone_stream, messages, precopy, procfs
 from .capture_data import CaptureData
 
 if TYPE_CHECKING:
@@ -65,8 +65,10 @@ class Helper:
         self.sock = ours
         self._owed = 0  # answers to requests whose wait was interrupted, still to be read
 
-    def request(self, message: tuple[object, ...],
+    def request(self, message: messages.Request,
                 fds: list[int] | None = None) -> tuple[object, list[int]]:
+        """Send *message* (with *fds*) and wait for its answer: (value, fds), or the
+        helper's error raised here.  The one exchange function of the dumper's side."""
         while self._owed:  # a wait for an answer was interrupted: that answer comes first
             try:
                 _payload, fds = self._answer()
@@ -90,24 +92,27 @@ class Helper:
         return answer
 
     def reply(self) -> tuple[object, list[int]]:
-        """The helper's next answer (payload, fds); its error re-raised here."""
+        """The helper's next answer (value, fds); its error re-raised here."""
         try:
-            (status, payload), fds = channel.receive(self.sock)
+            answer, fds = channel.receive(self.sock)
         except EOFError:
             code = self.process.wait()
             raise HelperExitedError(
                 f"the tracer helper exited unexpectedly (status {code})",
                 function="capture") from None
-        if status == "error":
-            assert isinstance(payload, BaseException)
-            raise payload
-        return payload, fds
+        if isinstance(answer, messages.Reply):
+            return answer.value, fds
+        for fd in fds:
+            os.close(fd)
+        if isinstance(answer, messages.Failure):
+            raise answer.error
+        raise errors.SnapshotError(f"the tracer helper answered out of step: {answer!r:.200}")
 
     def release(self) -> bool:
         """End the current session (the clone killed and reaped, threads detached); True if
         the helper is fit to serve another capture."""
         try:
-            self.request(("release",))
+            self.request(messages.Release())
         except (OSError, EOFError, errors.SnapshotError):
             self.close()
             return False
@@ -232,7 +237,7 @@ class LinuxSnapshot(Snapshot):
         helper = self._helper
 
         def finish(state: precopy.State) -> tuple[precopy.State, CaptureData]:
-            answer, _fds = helper.request(("finish", state), [fd])
+            answer, _fds = helper.request(messages.FinishPrecopy(state), [fd])
             assert isinstance(answer, tuple)
             state, data = answer
             assert isinstance(state, precopy.State) and isinstance(data, CaptureData)
@@ -350,13 +355,13 @@ def capture(pid: int, flags: CaptureFlags, live_fallback: bool,
             # Under Yama ptrace_scope=1 only ancestors may trace: name our child explicitly.
             with contextlib.suppress(Exception):
                 ptrace.allow_tracer(helper.process.pid)
-        payload, fds = helper.request(
-            ("capture", pid, bool(flags & CaptureFlags.VA_CLONE), live_fallback, memory.value))
+        payload, fds = helper.request(messages.Capture(
+            pid, bool(flags & CaptureFlags.VA_CLONE), live_fallback, memory.value))
         assert isinstance(payload, CaptureData) and len(fds) == 1
         uffd_fd = None
         if payload.memory == "precopy":
             try:
-                _none, uffd_fds = helper.request(("uffd",))
+                _none, uffd_fds = helper.request(messages.TakeUffd())
             except BaseException:
                 os.close(fds[0])
                 raise

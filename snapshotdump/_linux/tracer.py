@@ -25,6 +25,7 @@ from . import (
     dont_fork,
     freeze,
     inject,
+    messages,
     precopy_arm,
     procfs,
     ptrace,
@@ -191,75 +192,93 @@ class Session:
                         inject.reap(self.arch, self.pid, clone_in_target)
 
 
-def serve(sock: socket.socket) -> None:
-    session: Session | None = None
-    try:
-        while True:
-            try:
-                message, received = channel.receive(sock)
-            except (EOFError, ConnectionError):
-                return
-            command = message[0]
-            if command == "capture":
-                _, pid, want_clone, live_fallback, memory = message
-                session = Session(pid)
+class _Server:
+    """The helper's end of the channel and the session it holds (released if it ends)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.session: Session | None = None
+
+    def serve(self) -> None:
+        try:
+            while True:
                 try:
-                    data, mem_fd = session.capture(want_clone, live_fallback, memory)
-                except BaseException as exc:
-                    session = None
-                    channel.send(sock, ("error", _portable(exc)))
-                    continue
+                    message, received = channel.receive(self.sock)
+                except (EOFError, ConnectionError):
+                    return
                 try:
-                    channel.send(sock, ("ok", data), [mem_fd])
-                finally:
-                    os.close(mem_fd)
-            elif command == "stream":
-                if session is None:
-                    channel.send(sock, ("ok", "nothing is captured"))
-                else:
-                    try:
-                        clone_stream.serve(session, message[1], sock)
-                    except (EOFError, ConnectionError):
-                        return
-            elif command in ("uffd", "finish"):
-                try:
-                    answer, fds = _precopy_step(session, message, received)
-                except BaseException as exc:
-                    channel.send(sock, ("error", _portable(exc)))
-                    continue
+                    self.answer(message, received)
+                except (EOFError, ConnectionError):
+                    return
                 finally:
                     for fd in received:
                         os.close(fd)
-                channel.send(sock, ("ok", answer), fds)
-            elif command in ("free", "abort"):
-                pass  # slots handed back, or a stop that came after the last piece
-            elif command == "release":
-                # The helper stays for the dumper's next capture; EOF ends it.
-                if session is not None:
-                    session.release()
-                    session = None
-                channel.send(sock, ("ok", None))
-    finally:
-        if session is not None:
-            session.release()
+        finally:
+            if self.session is not None:
+                self.session.release()
+
+    def answer(self, message: object, received: list[int]) -> None:
+        """Answer one request.  A session is recorded before anything is sent, so that a
+        dumper gone meanwhile still gets it released."""
+        sock = self.sock
+        if isinstance(message, messages.Capture):
+            self.session = session = Session(message.pid)
+            try:
+                data, mem_fd = session.capture(message.want_clone, message.live_fallback,
+                                               message.memory)
+            except BaseException as exc:
+                self.session = None  # capture() released what it had taken
+                channel.send(sock, messages.Failure(_portable(exc)))
+                return
+            try:
+                channel.send(sock, messages.Reply(data), [mem_fd])
+            finally:
+                os.close(mem_fd)
+        elif isinstance(message, messages.Stream):
+            if self.session is None:
+                channel.send(sock, messages.Reply(messages.Declined("nothing is captured")))
+            else:
+                clone_stream.serve(self.session, message.regions, sock)
+        elif isinstance(message, messages.Free | messages.Abort):
+            pass  # slots handed back, or a stop that came after the last piece
+        elif isinstance(message, messages.Release):
+            # The helper stays for the dumper's next capture; EOF ends it.
+            if self.session is not None:
+                self.session.release()
+                self.session = None
+            channel.send(sock, messages.Reply())
+        elif isinstance(message, messages.TakeUffd | messages.FinishPrecopy):
+            try:
+                value, fds = _precopy_step(self.session, message, received)
+            except BaseException as exc:
+                channel.send(sock, messages.Failure(_portable(exc)))
+            else:
+                channel.send(sock, messages.Reply(value), fds)
+        else:
+            channel.send(sock, messages.Failure(errors.SnapshotError(
+                f"the tracer helper got an unknown request: {message!r:.200}")))
 
 
-def _precopy_step(session: Session | None, message: tuple[object, ...],
+def serve(sock: socket.socket) -> None:
+    _Server(sock).serve()
+
+
+def _precopy_step(session: Session | None, message: messages.TakeUffd | messages.FinishPrecopy,
                   received: list[int]) -> tuple[object, list[int]]:
     """A pre-copy's requests: its userfaultfd; then the final stop, run here so that
     nothing crosses between processes while the target is stopped."""
     if session is None or session.uffd is None:
         raise errors.SnapshotError("no pre-copy snapshot is held by the tracer helper")
-    if message[0] == "uffd":
+    if isinstance(message, messages.TakeUffd):
         return None, [session.uffd]
     from . import precopy
 
-    state = message[1]
+    state = message.state
     assert isinstance(state, precopy.State) and len(received) == 1
     return precopy.final_stop(session, state, received[0]), []
 
 
-def _portable(exc: BaseException) -> BaseException:
+def _portable(exc: BaseException) -> errors.SnapshotError:
     if isinstance(exc, errors.SnapshotError):
         return exc
     if isinstance(exc, OSError):
