@@ -48,6 +48,8 @@ class Sweep:
     guard: int
     doomed: int
     zap: int
+    moving: int
+    secret: int  # 0 where memfd_secret is not available
 
 
 @pytest.fixture(scope="session")
@@ -115,6 +117,8 @@ def test_each_capture_mode_holds_one_cut(sweep: Sweep, tmp_path: pathlib.Path,
     reasons = {region.base: region.reason for region in result.skipped}
     assert "MADV_DONTDUMP" in reasons[sweep.dont_dump]
     assert "PROT_NONE" in reasons[sweep.guard]
+    if sweep.secret:
+        assert "memfd_secret" in reasons[sweep.secret]
     assert result.skipped_bytes >= (1 << 20) + 2 * PAGE
 
 
@@ -129,6 +133,8 @@ def test_a_full_dump_lists_what_it_leaves_out_and_can_include_dont_dump(
     # Left out of the memory, but listed: in the MemoryInfoList and in the maps stream.
     infos = {info.BaseAddress for info in parsed.memory_info.infos}
     assert {sweep.dont_dump, sweep.guard, sweep.dont_fork} <= infos
+    if sweep.secret:
+        assert sweep.secret in infos
     yaml = obj2yaml(tmp_path / "default.dmp")
     for address in (sweep.dont_dump, sweep.guard, sweep.dont_fork):
         assert f"{address:x}-" in yaml
@@ -189,7 +195,7 @@ def test_precopy_follows_mappings_that_change_while_it_copies(
             assert not any("userfaultfd" in fd for fd in _target_fds(target.pid))
             changed.append(ask("m"))
         elif event.memory_base == changed[0]:
-            changed.extend((ask("u"), ask("z")))
+            changed.extend((ask("u"), ask("z"), ask("v")))
 
     with snapshotdump.capture(target.pid, memory=CaptureMemory.PRECOPY) as snap:
         assert snap.memory is CaptureMemory.PRECOPY
@@ -199,13 +205,16 @@ def test_precopy_follows_mappings_that_change_while_it_copies(
         assert performance.precopy_rounds is not None and performance.precopy_rounds >= 1
         threads = snap.threads()
     assert not _has_userfaultfd(target.pid)  # closing the snapshot dropped the tracking
-    assert len(changed) == 3  # the new region was seen after the first copy
+    assert len(changed) == 4  # the new region was seen after the first copy
     obj2yaml(tmp_path / "p.dmp")
     reader = parse_with_minidump_package(tmp_path / "p.dmp").get_reader()
     assert reader.read(changed[0], 13) == b"NEWMAP-MARKER"
     with pytest.raises(Exception):  # noqa: B017 - the package's own error for unmapped memory
         reader.read(sweep.doomed, 13)
     assert reader.read(sweep.zap, 4096) == bytes(4096)
+    assert reader.read(changed[3], 12) == b"MOVED-MARKER"  # moved by mremap, then written
+    with pytest.raises(Exception):  # noqa: B017
+        reader.read(sweep.moving, 13)
     assert_one_cut(_generations(reader, sweep.hot, sweep.hot_pages))
     assert_one_cut(_generations(reader, sweep.stack_hot, sweep.stack_pages))
     assert reader.read(sweep.dont_fork, len(DONT_FORK_MARKER)) == DONT_FORK_MARKER
@@ -225,6 +234,19 @@ def test_precopy_falls_back_to_a_clone_where_memory_has_a_userfaultfd(
         reader = parse_with_minidump_package(tmp_path / "c.dmp").get_reader()
         assert_one_cut(_generations(reader, sweep.hot, sweep.hot_pages))
         assert reader.read(sweep.dont_fork, len(DONT_FORK_MARKER)) == DONT_FORK_MARKER
+
+
+def test_precopy_under_seccomp_falls_back_and_says_why(sweep_binary: pathlib.Path,
+                                                       tmp_path: pathlib.Path) -> None:
+    for sweep in _sweep(sweep_binary, {"SWEEP_SECCOMP": "1"}):
+        with snapshotdump.capture(sweep.target.pid, memory=CaptureMemory.PRECOPY,
+                                  live_fallback=True) as snap:
+            performance = snap.performance
+            assert snap.is_live and performance.capture_mode == "frozen"
+            assert "seccomp" in (performance.capture_mode_reason or "")
+            snap.write_dump(tmp_path / "s.dmp", FULL)
+        reader = parse_with_minidump_package(tmp_path / "s.dmp").get_reader()
+        assert_one_cut(_generations(reader, sweep.hot, sweep.hot_pages))
 
 
 DUMPER = """

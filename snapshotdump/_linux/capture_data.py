@@ -66,8 +66,10 @@ class CaptureData:
             return "memory=CaptureMemory.PRECOPY: the target's writes are tracked (async " \
                 "userfaultfd write-protect); a full dump copies memory while it runs"
         if self.precopy_refused:
+            instead = "a fork clone was made instead" if self.cloned else \
+                f"the target is held frozen instead: {self.fallback_reason or 'no clone'}"
             return f"pre-copy was asked for but cannot be used: {self.precopy_refused}; " \
-                "a fork clone was made instead"
+                f"{instead}"
         if self.fallback_reason:
             return f"frozen, as the clone was refused: {self.fallback_reason}"
         return "a clone was asked for (VA_CLONE)" if self.cloned else \

@@ -13,7 +13,12 @@
  *   m -> maps a new 1 MiB region starting "NEWMAP-MARKER"; prints "OK address"
  *   u -> unmaps the doomed region; z -> MADV_DONTNEED on the zap region (it reads 0 then);
  *   both print "OK 0".
- * With SWEEP_UFFD set it registers the idle region with a userfaultfd of its own first.
+ *   v -> moves the "moving" region (mremap) to a new address, then writes "MOVED-MARKER"
+ *        at its start; prints "OK new_address".
+ * With SWEEP_UFFD set it registers the idle region with a userfaultfd of its own first;
+ * with SWEEP_SECCOMP set it runs under an allow-everything seccomp filter.
+ * The last ADDRS fields: the moving region, and a memfd_secret page holding "SECRET"
+ * (0 where memfd_secret is not available).
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -21,7 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <linux/userfaultfd.h>
+#include <sys/prctl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -82,6 +90,23 @@ int main(void) {
         return 3;
     char *doomed = region("DOOMED-MARKER", -1);
     char *zap = region("ZAPPED-MARKER", -1);
+    char *moving = region("MOVING-MARKER", -1);
+    char *secret = NULL;
+    int secret_fd = (int)syscall(447 /* memfd_secret */, 0);
+    if (secret_fd >= 0 && ftruncate(secret_fd, PAGE) == 0) {
+        secret = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, secret_fd, 0);
+        if (secret == MAP_FAILED)
+            secret = NULL;
+        else
+            strcpy(secret, "SECRET");
+    }
+    if (getenv("SWEEP_SECCOMP")) {
+        struct sock_filter allow[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+        struct sock_fprog program = {1, allow};
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+            prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program))
+            return 6;
+    }
     if (getenv("SWEEP_UFFD")) {
         int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | 1 /* UFFD_USER_MODE_ONLY */);
         struct uffdio_api api = {.api = UFFD_API};
@@ -95,9 +120,9 @@ int main(void) {
     while (!stack_hot || sweeps < 2)
         usleep(1000);
     printf("READY %d %p\n", getpid(), (void *)idle);
-    printf("ADDRS %p %d %p %d %p %p %p %p %p %p\n", (void *)hot, HOT_PAGES, (void *)stack_hot,
-           STACK_PAGES, (void *)dontfork, (void *)dontdump, (void *)idle, (void *)guard,
-           (void *)doomed, (void *)zap);
+    printf("ADDRS %p %d %p %d %p %p %p %p %p %p %p %p\n", (void *)hot, HOT_PAGES,
+           (void *)stack_hot, STACK_PAGES, (void *)dontfork, (void *)dontdump, (void *)idle,
+           (void *)guard, (void *)doomed, (void *)zap, (void *)moving, (void *)secret);
     fflush(stdout);
     char line[64];
     while (fgets(line, sizeof line, stdin)) {
@@ -111,7 +136,16 @@ int main(void) {
             printf("OK %p\n", (void *)region("NEWMAP-MARKER", -1));
         else if (line[0] == 'u')
             printf("OK %d\n", munmap(doomed, REGION));
-        else if (line[0] == 'z')
+        else if (line[0] == 'v') {
+            /* A free address two regions long, and the region moved into its middle. */
+            char *room = mmap(NULL, 3 * REGION, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            munmap(room, 3 * REGION);
+            char *moved = mremap(moving, REGION, REGION, MREMAP_MAYMOVE | MREMAP_FIXED,
+                                 room + REGION);
+            if (moved != MAP_FAILED)
+                strcpy(moved, "MOVED-MARKER");
+            printf("OK %p\n", moved == MAP_FAILED ? NULL : (void *)moved);
+        } else if (line[0] == 'z')
             printf("OK %d\n", madvise(zap, REGION, MADV_DONTNEED));
         fflush(stdout);
     }

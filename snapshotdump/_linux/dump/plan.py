@@ -155,7 +155,8 @@ def _unreadable_reason(mapping: Mapping | None, flags: tuple[str, ...]) -> str:
 def left_out(mapping: Mapping, flags: dict[int, tuple[str, ...]],
              include_dont_dump: bool) -> SkippedRegion | None:
     """Why an all-memory dump leaves *mapping* out; None if it is written."""
-    if not _dumpable(mapping):
+    if not _dumpable(mapping) or mapping.path.startswith("/secretmem"):
+        # memfd_secret memory is VM_DONTDUMP too, but no opt-in could ever read it.
         return SkippedRegion(mapping.start, mapping.size, _unreadable_reason(mapping, ()))
     if DONT_DUMP in flags.get(mapping.start, ()) and not include_dont_dump:
         return SkippedRegion(mapping.start, mapping.size,
