@@ -50,10 +50,10 @@ _ALL_MEMORY_TYPES = (MiniDumpType.WITH_FULL_MEMORY | MiniDumpType.WITH_DATA_SEGS
                      | MiniDumpType.WITH_INDIRECTLY_REFERENCED_MEMORY)
 
 
-
-
 @dataclass
 class Statistics:
+    """What one pre-copy did: rounds and bytes, the final stop's share apart."""
+
     rounds: int = 0
     precopied_bytes: int = 0
     round_bytes: tuple[int, ...] = ()
