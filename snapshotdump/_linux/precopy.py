@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 MAX_ROUNDS = 4
 SETTLED_BYTES = 2 << 20  # a round that finds less than this written leaves the rest to the stop
+SCAN_CHUNK = 256 << 20
 _ALL_MEMORY_TYPES = (MiniDumpType.WITH_FULL_MEMORY | MiniDumpType.WITH_DATA_SEGS
                      | MiniDumpType.WITH_PRIVATE_READ_WRITE_MEMORY
                      | MiniDumpType.WITH_INDIRECTLY_REFERENCED_MEMORY)
@@ -296,6 +297,22 @@ class PreCopy:
                 ranges += _clip(untracked, mapping.start, mapping.end)
         return ranges
 
+    def _written_in_chunks(self, maps: list[Mapping]) -> Iterable[tuple[int, int]]:
+        """Pages written since the last scan, protected again.  While the target runs, a
+        scan holds its mmap lock for reading: one call per chunk of tracked memory bounds
+        how long a thread that maps or unmaps memory waits."""
+        ranges: list[tuple[int, int]] = []
+        for mapping in maps:
+            if uffd.trackable(mapping, self.state.flags.get(mapping.start, ())):
+                if ranges and ranges[-1][1] == mapping.start:
+                    ranges[-1] = (ranges[-1][0], mapping.end)
+                else:
+                    ranges.append((mapping.start, mapping.end))
+        for start, end in ranges:
+            for first in range(start, end, SCAN_CHUNK):
+                yield from self.scanner.written(first, min(end, first + SCAN_CHUNK),
+                                                rearm=True)
+
     def _new(self, regions: list[Mapping]) -> list[tuple[int, int, int]]:
         jobs = []
         for mapping in regions:
@@ -318,8 +335,7 @@ class PreCopy:
             maps = self._maps()
             self._protect_untracked(maps)
             regions = self._regions(maps)
-            start, end = self._span(maps)
-            copied = self._copy(self._held(self.scanner.written(start, end, rearm=True)))
+            copied = self._copy(self._held(self._written_in_chunks(maps)))
             copied += self._copy(self._new(regions))
             round_bytes.append(copied)
             if copied < SETTLED_BYTES:
