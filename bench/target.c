@@ -1,7 +1,10 @@
 /*
  * Benchmark target: N MiB resident, a ticker thread that records its longest gap.
  * Commands on stdin:  r -> reset the longest gap;  g -> "GAP us";
- *                     f -> "FORK us": how long its own fork() takes (the clone's floor).
+ *                     f -> "FORK us": how long its own fork() takes (the clone's floor);
+ *                     w RATE -> a writer thread writes one word per page across the memory,
+ *                               RATE pages a second (-1: as fast as it can; 0: stops); "OK";
+ *                     c -> "COUNT n": the page writes done so far.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -13,6 +16,10 @@
 #include <unistd.h>
 
 static volatile long max_gap_us;
+static volatile long write_rate;
+static volatile unsigned long writes;
+static char *memory;
+static size_t memory_size;
 
 static long now_us(void) {
     struct timespec ts;
@@ -34,14 +41,53 @@ static void *ticker(void *arg) {
     return NULL;
 }
 
+static void *writer(void *arg) {
+    (void)arg;
+    size_t page = 0;
+    long next = now_us();
+    for (;;) {
+        long rate = write_rate;
+        if (rate == 0) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+            next = now_us();
+            continue;
+        }
+        if (rate > 0) {
+            /* bursts of rate/1000 pages every millisecond: the rate, without a busy wait */
+            long batch = rate / 1000 > 0 ? rate / 1000 : 1;
+            for (long i = 0; i < batch; i++) {
+                *(volatile size_t *)(memory + page * 4096) += 1;
+                page = (page + 1) % (memory_size / 4096);
+                writes++;
+            }
+            next += 1000 * batch * 1000 / rate;
+            long wait = next - now_us();
+            if (wait > 0) {
+                struct timespec ts = {0, wait * 1000};
+                nanosleep(&ts, NULL);
+            }
+            continue;
+        }
+        for (int i = 0; i < 4096; i++) {
+            *(volatile size_t *)(memory + page * 4096) += 1;
+            page = (page + 1) % (memory_size / 4096);
+        }
+        writes += 4096;
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     size_t mib = argc > 1 ? strtoul(argv[1], NULL, 10) : 64;
-    char *memory = malloc(mib << 20);
+    memory_size = mib << 20;
+    memory = malloc(mib << 20);
     /* every page resident, private and holding data (no page is all zeros) */
     for (size_t i = 0; i < (mib << 20); i += sizeof(size_t))
         *(size_t *)(memory + i) = i * 2654435761u + 1;
     pthread_t t;
     pthread_create(&t, NULL, ticker, NULL);
+    pthread_create(&t, NULL, writer, NULL);
     printf("READY %d\n", getpid());
     fflush(stdout);
     char line[32];
@@ -59,6 +105,11 @@ int main(int argc, char **argv) {
             long took = now_us() - start;
             waitpid(child, NULL, 0);
             printf("FORK %ld\n", took);
+        } else if (line[0] == 'w') {
+            write_rate = strtol(line + 1, NULL, 10);
+            printf("OK\n");
+        } else if (line[0] == 'c') {
+            printf("COUNT %lu\n", writes);
         }
         fflush(stdout);
     }

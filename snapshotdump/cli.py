@@ -24,7 +24,7 @@ from typing_extensions import Self  # typing.Self is 3.11+; the floor is 3.10
 
 from . import _dest, _info_view, _spawn
 from ._api import capture, enable_debug_privilege
-from .flags import CaptureFlags, MiniDumpType
+from .flags import CaptureFlags, CaptureMemory, MiniDumpType, memory_needed
 from .minidump.reader import DumpFormatError, open_dump
 from .snapshot import DumpResult, Snapshot, UserStream
 
@@ -175,18 +175,21 @@ class Progress:
 
 
 def _write(snap: Snapshot, dest: str, dump_type: MiniDumpType, streams: list[UserStream],
-           overwrite: bool, compress: str | None, progress: bool) -> DumpResult:
+           overwrite: bool, compress: str | None, progress: bool,
+           include_dont_dump: bool = False) -> DumpResult:
     if compress is None:
         # Open the destination here (same 0600 / no-symlink / atomic rules) to watch it grow.
         with _dest.open_destination(dest, overwrite) as out, \
                 os.fdopen(out.fd, "wb", closefd=False) as sink, Progress(out.fd, progress):
-            result = snap.write_dump(sink, dump_type, user_streams=streams)
+            result = snap.write_dump(sink, dump_type, user_streams=streams,
+                                     include_dont_dump=include_dont_dump)
             out.size = result.size
         return dataclasses.replace(result, path=out.path)
     folder = os.path.dirname(os.path.abspath(dest))
     with tempfile.TemporaryFile(dir=folder) as raw:
         with Progress(raw.fileno(), progress):
-            result = snap.write_dump(raw, dump_type, user_streams=streams)
+            result = snap.write_dump(raw, dump_type, user_streams=streams,
+                                     include_dont_dump=include_dont_dump)
         raw.seek(0)
         with _dest.open_destination(dest, overwrite) as out, \
                 os.fdopen(out.fd, "wb", closefd=False) as sink:
@@ -214,6 +217,7 @@ def _as_json(result: DumpResult, snap: Snapshot) -> str:
     payload["dump_type"] = int(result.dump_type)
     performance = snap.performance
     payload["pause_seconds"] = performance.pause_seconds if performance else None
+    payload["capture_mode"] = performance.capture_mode if performance else None
     payload["is_live"] = snap.is_live
     return json.dumps(payload)
 
@@ -226,14 +230,18 @@ def cmd_dump(args: argparse.Namespace) -> int:
               "does not hold it (run from an elevated prompt as an administrator), or this is "
               "not Windows; continuing without it", file=sys.stderr)
     flags = CaptureFlags.DEFAULT
+    # The cheapest capture the dump type allows: a NORMAL dump needs only the stacks.
+    memory = memory_needed(dump_type)
     if args.no_clone:
         flags &= ~CaptureFlags.VA_CLONE
+        memory = CaptureMemory.ALL
     suffix = {None: ".dmp", "gzip": ".dmp.gz", "xz": ".dmp.xz"}[args.compress]
     output = compressed_name(args.output, args.compress) if args.output else None
-    with capture(args.pid, flags, live_fallback=args.live_fallback) as snap:
+    with capture(args.pid, flags, live_fallback=args.live_fallback, memory=memory) as snap:
         dest = output or default_name(snap, suffix)
         result = _write(snap, dest, dump_type, streams, args.overwrite, args.compress,
-                        progress=sys.stderr.isatty() and not args.quiet and not args.json)
+                        progress=sys.stderr.isatty() and not args.quiet and not args.json,
+                        include_dont_dump=args.include_dont_dump)
         line = _as_json(result, snap) if args.json else _summary_line(result, snap)
     if not args.quiet or args.json:
         print(line)
@@ -300,6 +308,8 @@ def _dump_parser() -> argparse.ArgumentParser:
                              "commas, or a hex mask (default: normal)")
     parser.add_argument("--no-clone", action="store_true",
                         help="freeze the target for the whole dump instead of cloning it")
+    parser.add_argument("--include-dont-dump", action="store_true",
+                        help="full dumps: also write memory the target marked MADV_DONTDUMP")
     parser.add_argument("--live-fallback", action="store_true",
                         help="dump the live/frozen process if no snapshot can be made")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")

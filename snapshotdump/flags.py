@@ -91,6 +91,48 @@ class MiniDumpType(enum.IntFlag):
     VALID_TYPE_FLAGS = 0x01FFFFFF
 
 
+class CaptureMemory(enum.Enum):
+    """Which of the target's memory a snapshot holds: ``capture(pid, memory=...)``.
+
+    On Linux the choice sets the pause.  ``ALL`` copies the whole address space
+    (a copy-on-write clone: the pause grows with the target's resident size), so
+    any dump type can be written.  ``STACKS`` copies only each thread's stack and
+    the dynamic linker's list of modules while the threads are stopped, so the
+    pause stays about a millisecond at any size; it is enough for the dump types
+    that :func:`memory_needed` maps to STACKS (NORMAL among them), and
+    :meth:`Snapshot.write_dump` refuses the others.  ``PRECOPY`` (Linux 6.7+) is
+    for full dumps: capture() stops the target about as briefly as STACKS and arms
+    write tracking; each full ``write_dump`` copies memory while the target runs,
+    then stops it once more, only to copy what it wrote meanwhile.  Each full dump
+    is then the target at its own final stop, and the snapshot's threads and stacks
+    are those of the last stop.  It writes NORMAL-like and WITH_FULL_MEMORY dumps;
+    where write tracking is not available it falls back to a clone (``snap.memory``
+    is then ALL, and ``snap.performance`` says why).  On Windows every snapshot
+    holds all memory, whatever is asked.
+    """
+
+    ALL = "all"
+    STACKS = "stacks"
+    PRECOPY = "precopy"
+
+
+# The dump types that read memory beyond the threads' stacks (and so need CaptureMemory.ALL).
+NEEDS_ALL_MEMORY = (
+    MiniDumpType.WITH_FULL_MEMORY
+    | MiniDumpType.WITH_DATA_SEGS
+    | MiniDumpType.WITH_PRIVATE_READ_WRITE_MEMORY
+    | MiniDumpType.WITH_INDIRECTLY_REFERENCED_MEMORY
+)
+
+
+def memory_needed(dump_type: MiniDumpType) -> CaptureMemory:
+    """The cheapest :class:`CaptureMemory` from which a dump of *dump_type* can be written:
+    STACKS, PRECOPY for a full dump, ALL (a clone) for the other memory-reading types."""
+    if dump_type & MiniDumpType.WITH_FULL_MEMORY:
+        return CaptureMemory.PRECOPY
+    return CaptureMemory.ALL if dump_type & NEEDS_ALL_MEMORY else CaptureMemory.STACKS
+
+
 class QueryInformationClass(enum.IntEnum):
     """PSS_QUERY_INFORMATION_CLASS."""
 

@@ -14,7 +14,7 @@ from typing_extensions import Self  # typing.Self is 3.11+; the floor is 3.10
 from . import _dest
 from .callbacks import CancelledByCallback, DumpCallback
 from .errors import DumpCancelledError
-from .flags import CaptureFlags, MiniDumpType, check_flags
+from .flags import NEEDS_ALL_MEMORY, CaptureFlags, CaptureMemory, MiniDumpType, check_flags
 
 # Stream types at or below LastReservedStream (0xFFFF) confuse minidump readers.
 LAST_RESERVED_STREAM = 0xFFFF
@@ -60,12 +60,23 @@ class ExceptionInfo:
 
 
 @dataclasses.dataclass(frozen=True)
+class SkippedRegion:
+    """A mapping the dump lists (MemoryInfoList, maps) but holds no bytes of, and why."""
+
+    base: int
+    size: int
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
 class DumpResult:
     """What :meth:`Snapshot.write_dump` wrote.
 
-    ``skipped_reads`` counts the blocks of memory the writer could not read and left
-    out (Windows: ReadMemoryFailureCallback); ``skipped_ranges`` lists the first of
-    them as (address, size).
+    ``skipped`` names each region of the requested memory whose bytes are not in the
+    dump, with the reason (Linux: MADV_DONTDUMP unless asked for, no access, device memory,
+    memfd_secret; Windows: blocks DbgHelp could not read, the first 1024 of them).
+    ``skipped_reads`` counts every block DbgHelp could not read (Windows,
+    ReadMemoryFailureCallback), listed or not.
     """
 
     path: str | None
@@ -75,9 +86,24 @@ class DumpResult:
     pid: int
     threads: int | None = None
     modules: int | None = None
+    skipped: tuple[SkippedRegion, ...] = ()
     skipped_reads: int = 0
-    skipped_ranges: tuple[tuple[int, int], ...] = ()
     #: Why a CPython target's Python-stacks stream is missing (None: written, or no CPython).
+    python_stacks_skipped: str | None = None
+
+    @property
+    def skipped_bytes(self) -> int:
+        return sum(region.size for region in self.skipped)
+
+
+@dataclasses.dataclass(frozen=True)
+class WriteOutcome:
+    """What a backend's write reports back to :meth:`Snapshot.write_dump`."""
+
+    threads: int | None
+    modules: int | None
+    skipped: tuple[SkippedRegion, ...] = ()
+    skipped_reads: int = 0
     python_stacks_skipped: str | None = None
 
 
@@ -158,23 +184,35 @@ class Performance:
     aux_pages_seconds: float | None = None
     handles_seconds: float | None = None
     threads_seconds: float | None = None
+    # Linux: how memory was captured ("stacks", "precopy", "clone" or "frozen") and why.
+    capture_mode: str | None = None
+    capture_mode_reason: str | None = None
+    # Pre-copy: every pause so far (the capture's, then each full dump's final stop), the
+    # copy rounds of the last full dump, and the bytes copied in its final stop.
+    pauses_seconds: tuple[float, ...] = ()
+    precopy_rounds: int | None = None
+    precopy_final_bytes: int | None = None
 
 
 class Snapshot(abc.ABC):
     """A captured process.  Use it as a context manager, or call :meth:`close`.
 
     ``is_live`` is True when no snapshot could be taken and the dump is written
-    from the live (Windows) or frozen (Linux) process instead.
+    from the live (Windows) or frozen (Linux) process instead.  ``memory`` says
+    which memory the snapshot holds, and so which dump types it can write.
     """
 
     pid: int
     flags: CaptureFlags
     is_live: bool
+    memory: CaptureMemory
 
-    def __init__(self, pid: int, flags: CaptureFlags, is_live: bool) -> None:
+    def __init__(self, pid: int, flags: CaptureFlags, is_live: bool,
+                 memory: CaptureMemory = CaptureMemory.ALL) -> None:
         self.pid = pid
         self.flags = flags
         self.is_live = is_live
+        self.memory = memory
         self._closed = False
         self._close_lock = threading.Lock()
 
@@ -218,6 +256,7 @@ class Snapshot(abc.ABC):
         user_streams: Iterable[UserStream | tuple[int, bytes]] = (),
         callback: DumpCallback | None = None,
         overwrite: bool = False,
+        include_dont_dump: bool = False,
     ) -> DumpResult:
         """Write a minidump of the snapshot to *dest* (a path or a binary file object).
 
@@ -225,6 +264,10 @@ class Snapshot(abc.ABC):
         with ``overwrite=True``, and a symlink never.  If anything fails, or the
         *callback* raises or returns CANCEL, nothing is left behind and the
         exception propagates.
+
+        Memory the target marked MADV_DONTDUMP (key material, caches) is left out,
+        as kernel cores leave it out, and counted in ``DumpResult.skipped``;
+        ``include_dont_dump=True`` writes it as well.
         """
         self._check_open()
         check_flags(dump_type, MiniDumpType, "dump_type")
@@ -234,12 +277,15 @@ class Snapshot(abc.ABC):
             raise TypeError(f"callback must be callable, not {type(callback).__name__}")
         if not isinstance(overwrite, bool):
             raise TypeError(f"overwrite must be True or False, not {overwrite!r}")
+        if not isinstance(include_dont_dump, bool):
+            raise TypeError(f"include_dont_dump must be True or False, not {include_dont_dump!r}")
+        self._check_memory(MiniDumpType(dump_type))
         streams = _user_streams(user_streams)
         started = time.perf_counter()
-        self._notes: dict[str, str] = {}
         try:
             with _dest.open_destination(dest, overwrite) as out:
-                counts = self._write(out, MiniDumpType(dump_type), exception, streams, callback)
+                outcome = self._write(out, MiniDumpType(dump_type), exception, streams,
+                                      callback, include_dont_dump)
         except CancelledByCallback as cancel:
             # The partial file is gone by now; what the caller sees is the callback's own
             # exception, or DumpCancelledError for a CANCEL answer.
@@ -254,10 +300,30 @@ class Snapshot(abc.ABC):
             seconds=time.perf_counter() - started,
             dump_type=MiniDumpType(dump_type),
             pid=self.pid,
-            threads=counts[0],
-            modules=counts[1],
-            python_stacks_skipped=self._notes.get("python_stacks"),
+            threads=outcome.threads,
+            modules=outcome.modules,
+            skipped=outcome.skipped,
+            skipped_reads=outcome.skipped_reads,
+            python_stacks_skipped=outcome.python_stacks_skipped,
         )
+
+    def _check_memory(self, dump_type: MiniDumpType) -> None:
+        missing = dump_type & NEEDS_ALL_MEMORY
+        if self.memory is CaptureMemory.PRECOPY and missing and \
+                not dump_type & MiniDumpType.WITH_FULL_MEMORY:
+            names = "|".join(flag.name or hex(flag) for flag in MiniDumpType
+                             if flag & missing and flag & NEEDS_ALL_MEMORY == flag)
+            raise ValueError(
+                f"dump_type {names} cannot be written from a CaptureMemory.PRECOPY snapshot "
+                f"of pid {self.pid}, which writes full dumps (WITH_FULL_MEMORY) or stack-only "
+                "ones: add WITH_FULL_MEMORY, or capture with memory=CaptureMemory.ALL")
+        if self.memory is CaptureMemory.STACKS and missing:
+            names = "|".join(flag.name or hex(flag) for flag in MiniDumpType
+                             if flag & missing and flag & NEEDS_ALL_MEMORY == flag)
+            raise ValueError(
+                f"dump_type {names} needs memory this snapshot of pid {self.pid} does not "
+                "hold: it was captured with memory=CaptureMemory.STACKS (thread stacks only); "
+                "capture with memory=CaptureMemory.ALL for this dump type")
 
     @abc.abstractmethod
     def _write(
@@ -267,8 +333,12 @@ class Snapshot(abc.ABC):
         exception: ExceptionInfo | None,
         user_streams: Sequence[UserStream],
         callback: DumpCallback | None,
-    ) -> tuple[int | None, int | None]:
-        """Write the dump to ``out.fd``, set ``out.size``; return (threads, modules) written."""
+        include_dont_dump: bool,
+    ) -> WriteOutcome:
+        """Write the dump to ``out.fd``, set ``out.size``; say what was written and left out.
+
+        *include_dont_dump* asks for MADV_DONTDUMP memory too (Linux; Windows has none).
+        """
 
     @abc.abstractmethod
     def _release(self) -> None:

@@ -162,7 +162,8 @@ def test_unreadable_blocks_are_skipped_and_reported(windows_fakes: FakeLibraries
     with snapshotdump.capture(PID, live_fallback=live) as snap:
         result = snap.write_dump(tmp_path / "a.dmp", FULL)
     assert result.skipped_reads == 2
-    assert result.skipped_ranges == ((0x11000, 0x1000), (0x20001000, 0x2000))
+    assert [(r.base, r.size) for r in result.skipped] == [(0x11000, 0x1000),
+                                                          (0x20001000, 0x2000)]
     assert windows_fakes.dbghelp.written_regions == list(windows_fakes.dbghelp.REGIONS)
 
 

@@ -72,7 +72,7 @@ def test_capture_dump_close_in_the_documented_order(fake: FakeLibraries,
     assert result.size == 64
     assert result.pid == PID
     assert result.threads == 3 and result.modules == 2
-    assert result.skipped_reads == 0 and result.skipped_ranges == ()
+    assert result.skipped_reads == 0 and result.skipped == ()
 
 
 def test_is_process_snapshot_callback_is_answered_s_false(fake: FakeLibraries,

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import errors
 from ..minidump.memory import MemoryReader
-from . import channel, inject, ptrace
+from . import channel, inject, messages, ptrace
 from .freeze import wait_stopped
 
 if TYPE_CHECKING:
@@ -195,32 +195,32 @@ def _open_ring(clone: _Clone, size: int) -> tuple[int, int]:
 
 
 def serve(session: Session, regions: Sequence[Region], sock: socket.socket) -> None:
-    """Answer a "stream" request: the ring, a "filled" per piece, then "done" or an error.
+    """Answer a Stream request: the Ring, a Filled per piece, then Done or a Failure.
 
     Raises EOFError or ConnectionError when the dumper is gone.
     """
     if session.clone is None:
-        channel.send(sock, ("ok", "no clone to copy from"))
+        channel.send(sock, messages.Reply(messages.Declined("no clone to copy from")))
         return
     size = SLOT_SIZE * SLOTS
     try:
         clone = _Clone(session, session.clone)
         ring_in_clone, memfd = _open_ring(clone, size)
     except (StreamUnavailable, errors.SnapshotError) as exc:
-        channel.send(sock, ("ok", str(exc)))
+        channel.send(sock, messages.Reply(messages.Declined(str(exc))))
         return
     try:
         ring = mmap.mmap(memfd, size)
-        channel.send(sock, ("ok", (SLOT_SIZE, SLOTS)), [memfd])
+        channel.send(sock, messages.Reply(messages.Ring(SLOT_SIZE, SLOTS)), [memfd])
     finally:
         os.close(memfd)
-    verdict: tuple[str, object] = ("ok", ("done",))
+    verdict: messages.Answer = messages.Reply(messages.Done())
     try:
         _copy_regions(clone, ring, ring_in_clone, regions, sock)
     except (EOFError, ConnectionError):
         raise
     except BaseException as exc:
-        verdict = ("error", _stream_error(exc))
+        verdict = messages.Failure(_stream_error(exc))
     finally:
         ring.close()
         try:
@@ -250,17 +250,17 @@ def _copy_regions(clone: _Clone, ring: mmap.mmap, ring_in_clone: int,
                 if low < high:
                     offset = slot * SLOT_SIZE + low - address
                     ring[offset:offset + high - low] = data[low - at:high - at]
-            channel.send(sock, ("ok", ("filled", slot, length)))
+            channel.send(sock, messages.Reply(messages.Filled(slot, length)))
     finally:
         fill.close()
         ptrace.write_bytes(clone.pid, clone.code_at, code)
 
 
 def _next_free(sock: socket.socket) -> int:
-    (command, *rest), _ = channel.receive(sock)
-    if command == "abort":
-        raise _Aborted
-    return int(rest[0])
+    message, _ = channel.receive(sock)
+    if isinstance(message, messages.Free):
+        return message.slot
+    raise _Aborted  # an Abort (anything else would be out of step: stop all the same)
 
 
 def _stream_error(exc: BaseException) -> errors.SnapshotError:
@@ -285,12 +285,13 @@ def receive(helper: Helper, out: DumpFile, jobs: Sequence[Job]) -> str | None:
     """
     regions = [(start, size) for start, size, _ in jobs]
     with channel.interrupts_held() as interrupted:
-        channel.send(helper.sock, ("stream", regions))
+        channel.send(helper.sock, messages.Stream(regions))
         payload, fds = helper.reply()
-        if not fds:
-            return str(payload)
-        assert isinstance(payload, tuple)
-        slot_size, slots = payload
+        if not isinstance(payload, messages.Ring) or not fds:
+            for fd in fds:
+                os.close(fd)
+            return payload.reason if isinstance(payload, messages.Declined) else repr(payload)
+        slot_size, slots = payload.slot_size, payload.slots
         try:
             ring = mmap.mmap(fds[0], slot_size * slots, prot=mmap.PROT_READ)
         finally:
@@ -312,11 +313,11 @@ def _write_pieces(helper: Helper, out: DumpFile, jobs: Sequence[Job], ring: mmap
                 slot = _filled_slot(helper.reply()[0], length)
                 out.write_memory_at(offset + address - start,
                                     view[slot * slot_size:slot * slot_size + length])
-                channel.send(helper.sock, ("free", slot))
+                channel.send(helper.sock, messages.Free(slot))
                 if interrupted:
                     raise errors.DumpCancelledError("the dump was interrupted (SIGINT)",
                                                     errno=errno.EINTR, function="write_dump")
-        helper.reply()  # ("done",)
+        helper.reply()  # Done
     except errors.SnapshotError as exc:
         if not isinstance(exc, errors.DumpCancelledError):
             raise  # the helper's own last word (or its end): nothing more is coming
@@ -328,19 +329,19 @@ def _write_pieces(helper: Helper, out: DumpFile, jobs: Sequence[Job], ring: mmap
 
 
 def _filled_slot(message: object, length: int) -> int:
-    if not (isinstance(message, tuple) and message[0] == "filled" and message[2] == length):
+    if not (isinstance(message, messages.Filled) and message.length == length):
         raise errors.SnapshotError(f"the clone's copy is out of step: {message!r}")
-    return int(message[1])
+    return message.slot
 
 
 def _abort(helper: Helper) -> None:
-    """Stop the helper's copy and read up to its last word ("done" or an error), so the
+    """Stop the helper's copy and read up to its last word (Done or a Failure), so the
     channel stays in step."""
     try:
-        channel.send(helper.sock, ("abort",))
+        channel.send(helper.sock, messages.Abort())
         while True:
             payload, _ = helper.reply()
-            if payload == ("done",):
+            if isinstance(payload, messages.Done):
                 return  # the copy had ended before the abort
     except errors.SnapshotError:
         return  # its answer to the abort

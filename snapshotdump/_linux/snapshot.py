@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .. import _dest, _spawn, errors
 from .._version import __version__
 from ..callbacks import DumpCallback
-from ..flags import CaptureFlags, MiniDumpType
+from ..flags import CaptureFlags, CaptureMemory, MiniDumpType
 from ..snapshot import (
     ExceptionInfo,
     HandleInfo,
@@ -25,12 +25,14 @@ from ..snapshot import (
     Snapshot,
     ThreadInfo,
     UserStream,
+    WriteOutcome,
 )
-from . import channel, clone_stream, procfs
+from . import channel, clone_stream, messages, precopy, procfs
 from .capture_data import CaptureData
 
 if TYPE_CHECKING:
     from ..minidump.file import DumpFile
+    from .dump.plan import DumpPlan
 
 HELPER_EXIT_TIMEOUT = 30.0
 
@@ -59,7 +61,10 @@ class Helper:
         self.sock = ours
         self._owed = 0  # answers to requests whose wait was interrupted, still to be read
 
-    def request(self, message: tuple[object, ...]) -> tuple[object, list[int]]:
+    def request(self, message: messages.Request,
+                fds: list[int] | None = None) -> tuple[object, list[int]]:
+        """Send *message* (with *fds*) and wait for its answer: (value, fds), or the
+        helper's error raised here.  The one exchange function of the dumper's side."""
         while self._owed:  # a wait for an answer was interrupted: that answer comes first
             try:
                 _payload, fds = self._answer()
@@ -70,7 +75,7 @@ class Helper:
                 for fd in fds:
                     os.close(fd)
         self._owed += 1
-        channel.send(self.sock, message)
+        channel.send(self.sock, message, fds)
         return self._answer()
 
     def _answer(self) -> tuple[object, list[int]]:
@@ -83,24 +88,27 @@ class Helper:
         return answer
 
     def reply(self) -> tuple[object, list[int]]:
-        """The helper's next answer (payload, fds); its error re-raised here."""
+        """The helper's next answer (value, fds); its error re-raised here."""
         try:
-            (status, payload), fds = channel.receive(self.sock)
+            answer, fds = channel.receive(self.sock)
         except EOFError:
             code = self.process.wait()
             raise HelperExitedError(
                 f"the tracer helper exited unexpectedly (status {code})",
                 function="capture") from None
-        if status == "error":
-            assert isinstance(payload, BaseException)
-            raise payload
-        return payload, fds
+        if isinstance(answer, messages.Reply):
+            return answer.value, fds
+        for fd in fds:
+            os.close(fd)
+        if isinstance(answer, messages.Failure):
+            raise answer.error
+        raise errors.SnapshotError(f"the tracer helper answered out of step: {answer!r:.200}")
 
     def release(self) -> bool:
         """End the current session (the clone killed and reaped, threads detached); True if
         the helper is fit to serve another capture."""
         try:
-            self.request(("release",))
+            self.request(messages.Release())
         except (OSError, EOFError, errors.SnapshotError):
             self.close()
             return False
@@ -157,12 +165,17 @@ class LinuxSnapshot(Snapshot):
     """A copy-on-write clone of the target (or, with ``is_live``, the target held frozen)."""
 
     def __init__(self, flags: CaptureFlags, helper: Helper, data: CaptureData,
-                 mem_fd: int) -> None:
-        super().__init__(data.pid, flags, is_live=not data.cloned)
+                 mem_fd: int, uffd_fd: int | None = None) -> None:
+        memory = CaptureMemory(data.memory)
+        super().__init__(data.pid, flags, is_live=not data.cloned and memory is CaptureMemory.ALL,
+                         memory=memory)
         self._helper = helper
         self._data = data
         self._mem_fd = mem_fd
+        self._uffd_fd = uffd_fd  # a pre-copy snapshot's userfaultfd of the target
         self._released_ns: int | None = None
+        self._pauses = [self._pause_of(data)]
+        self._precopy_stats: precopy.Statistics | None = None
 
     @property
     def fallback_reason(self) -> str | None:
@@ -171,6 +184,8 @@ class LinuxSnapshot(Snapshot):
 
     def _release(self) -> None:
         try:
+            if self._uffd_fd is not None:
+                os.close(self._uffd_fd)
             os.close(self._mem_fd)
         finally:
             HELPERS.give_back(self._helper)
@@ -179,13 +194,19 @@ class LinuxSnapshot(Snapshot):
     def _write(
         self, out: _dest.Output, dump_type: MiniDumpType, exception: ExceptionInfo | None,
         user_streams: Sequence[UserStream], callback: DumpCallback | None,
-    ) -> tuple[int | None, int | None]:
+        include_dont_dump: bool,
+    ) -> WriteOutcome:
         from .dump import writer
 
         try:
-            size, threads, modules = writer.write(
-                out.fd, self._data, self._mem_fd, dump_type, exception, user_streams, callback,
-                self._stream_from_clone if self._data.cloned else None, self._notes)
+            if self._uffd_fd is not None and dump_type & MiniDumpType.WITH_FULL_MEMORY:
+                size, plan = self._write_precopy(out.fd, dump_type, exception, user_streams,
+                                                 callback, include_dont_dump)
+            else:
+                size, plan = writer.write(
+                    out.fd, self._data, self._mem_fd, dump_type, exception, user_streams,
+                    callback, self._stream_from_clone if self._data.cloned else None,
+                    include_dont_dump)
         except OSError as exc:
             if not isinstance(exc, errors.SnapshotError) and self._frozen_target_died():
                 raise self._exited_error(exc.errno) from exc
@@ -194,15 +215,43 @@ class LinuxSnapshot(Snapshot):
             # A frozen target that died mid-dump reads as zeros: the dump would be a lie.
             raise self._exited_error(3)
         out.size = size
-        return threads, modules
+        return WriteOutcome(len(plan.threads), len(plan.modules), tuple(plan.skipped),
+                            python_stacks_skipped=plan.python_stacks_skipped)
+
+    def _write_precopy(
+        self, fd: int, dump_type: MiniDumpType, exception: ExceptionInfo | None,
+        user_streams: Sequence[UserStream], callback: DumpCallback | None,
+        include_dont_dump: bool,
+    ) -> tuple[int, DumpPlan]:
+        assert self._uffd_fd is not None
+        helper = self._helper
+
+        def finish(state: precopy.State) -> tuple[precopy.State, CaptureData]:
+            answer, _fds = helper.request(messages.FinishPrecopy(state), [fd])
+            assert isinstance(answer, tuple)
+            state, data = answer
+            assert isinstance(state, precopy.State) and isinstance(data, CaptureData)
+            return state, data
+
+        size, plan, data, stats = precopy.write(
+            fd, self.pid, self._uffd_fd, self._mem_fd, finish,
+            self._data, dump_type, exception, user_streams, callback, include_dont_dump)
+        self._data = data  # the snapshot is now the target at this dump's final stop
+        self._pauses.append(self._pause_of(data))
+        self._precopy_stats = stats
+        return size, plan
+
+    @staticmethod
+    def _pause_of(data: CaptureData) -> float:
+        return ((data.resumed_ns or data.first_stop_ns) - data.first_stop_ns) / 1e9
 
     def _stream_from_clone(self, out: DumpFile, jobs: Sequence[tuple[int, int, int]]) -> bool:
         """Have the clone write its own memory into the dump; False if it cannot here."""
         return clone_stream.receive(self._helper, out, jobs) is None
 
     def _frozen_target_died(self) -> bool:
-        """Only a frozen dump reads the target itself; a clone holds its own memory."""
-        return not self._data.cloned and not _alive(self.pid)
+        """Only a frozen dump reads the target itself; a clone or a stack copy holds its own."""
+        return self.is_live and not _alive(self.pid)
 
     def _exited_error(self, code: int | None) -> errors.TargetExitedError:
         return errors.TargetExitedError(
@@ -237,6 +286,11 @@ class LinuxSnapshot(Snapshot):
             pause_seconds=(resumed - data.first_stop_ns) / 1e9,
             total_seconds=(data.finished_ns - data.first_stop_ns) / 1e9,
             va_clone_seconds=data.clone_ns / 1e9 if data.clone_ns is not None else None,
+            capture_mode=data.mode, capture_mode_reason=data.mode_reason,
+            pauses_seconds=tuple(self._pauses) if data.memory == "precopy" else (),
+            precopy_rounds=self._precopy_stats.rounds if self._precopy_stats else None,
+            precopy_final_bytes=self._precopy_stats.final_bytes if self._precopy_stats
+            else None,
         )
 
     def threads(self) -> list[ThreadInfo]:
@@ -280,7 +334,8 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def capture(pid: int, flags: CaptureFlags, live_fallback: bool) -> LinuxSnapshot:
+def capture(pid: int, flags: CaptureFlags, live_fallback: bool,
+            memory: CaptureMemory = CaptureMemory.ALL) -> LinuxSnapshot:
     procfs.check_target(pid)
     helper = HELPERS.acquire()
     try:
@@ -290,10 +345,18 @@ def capture(pid: int, flags: CaptureFlags, live_fallback: bool) -> LinuxSnapshot
             # Under Yama ptrace_scope=1 only ancestors may trace: name our child explicitly.
             with contextlib.suppress(Exception):
                 ptrace.allow_tracer(helper.process.pid)
-        payload, fds = helper.request(
-            ("capture", pid, bool(flags & CaptureFlags.VA_CLONE), live_fallback))
+        payload, fds = helper.request(messages.Capture(
+            pid, bool(flags & CaptureFlags.VA_CLONE), live_fallback, memory.value))
         assert isinstance(payload, CaptureData) and len(fds) == 1
-        return LinuxSnapshot(flags, helper, payload, fds[0])
+        uffd_fd = None
+        if payload.memory == "precopy":
+            try:
+                _none, uffd_fds = helper.request(messages.TakeUffd())
+            except BaseException:
+                os.close(fds[0])
+                raise
+            uffd_fd = uffd_fds[0]
+        return LinuxSnapshot(flags, helper, payload, fds[0], uffd_fd)
     except BaseException:
         HELPERS.give_back(helper)
         raise

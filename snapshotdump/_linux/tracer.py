@@ -19,7 +19,19 @@ from types import ModuleType
 
 from .. import _spawn, errors
 from . import arch as arch_module
-from . import channel, clone_stream, freeze, inject, procfs, ptrace
+from . import (
+    channel,
+    clone_stream,
+    dont_fork,
+    freeze,
+    inject,
+    messages,
+    precopy_arm,
+    procfs,
+    ptrace,
+    stack_capture,
+    vm_flags,
+)
 from .capture_data import CaptureData, ThreadState
 from .freeze import Freezer
 
@@ -34,13 +46,23 @@ class Session:
         self.clone: int | None = None
         self.clone_in_target: int | None = None
         self.code_at = 0  # where calls are injected into the clone (the vDSO's header)
+        self.dont_fork: list[tuple[int, int]] = []  # MADV_DONTFORK ranges a clone must hold
+        self.dont_fork_problems: list[str] = []
+        self.uffd: int | None = None  # a pre-copy's userfaultfd of the target (precopy_arm)
 
-    def capture(self, want_clone: bool, live_fallback: bool) -> tuple[CaptureData, int]:
+    def capture(self, want_clone: bool, live_fallback: bool,
+                memory: str = "all") -> tuple[CaptureData, int]:
+        if memory == "stacks":
+            return stack_capture.capture(self)
+        if memory == "precopy":
+            return precopy_arm.capture(self, live_fallback)
         status_fields = procfs.check_target(self.pid)
         # Whatever does not need the target stopped is read before or after the pause.
         reason = self._clone_refusal(status_fields) if want_clone else None
-        code_at = inject.code_address(
-            procfs.parse_maps(procfs.read_text(f"/proc/{self.pid}/maps")), 0)
+        maps = procfs.parse_maps(procfs.read_text(f"/proc/{self.pid}/maps"))
+        code_at = inject.code_address(maps, 0)
+        flags = vm_flags.read(self.pid)  # not while stopped: smaps walks every page table
+        self.dont_fork = vm_flags.dont_fork_ranges(maps, flags)
         host = self._host_files()
         try:
             self.freezer.stop_all()
@@ -70,6 +92,9 @@ class Session:
             source = self.clone if self.clone is not None else self.pid
             data = self._process_files(source, registers, host)
             data.fallback_reason = reason if want_clone else None
+            data.vm_flags = flags
+            data.dont_fork = self.dont_fork
+            data.dont_fork_problem = "; ".join(self.dont_fork_problems) or None
             data.first_stop_ns = self.freezer.first_stop_ns or stopped_ns
             data.resumed_ns = resumed_ns
             data.finished_ns = resumed_ns or time.monotonic_ns()
@@ -135,8 +160,10 @@ class Session:
         tid = min(registers, key=lambda t: (self.freezer.stopped.get(t, 0) != 0, t))
         saved = registers[tid][0]
         at = code_at or self.arch.instruction_pointer(saved)
-        result = inject.run(self.arch, tid, saved, at, self.arch.CLONE_TRAP, self.arch.SYS_CLONE,
-                            (0, 0, 0, 0, 0))
+        with dont_fork.forkable(self, tid, saved, at, self.dont_fork) as problems:
+            result = inject.run(self.arch, tid, saved, at, self.arch.CLONE_TRAP,
+                                self.arch.SYS_CLONE, (0, 0, 0, 0, 0))
+        self.dont_fork_problems = problems
         if result.signals and not self.freezer.stopped.get(tid):
             self.freezer.stopped[tid] = result.signals[0]
         if result.value < 0 or result.child is None:
@@ -148,6 +175,9 @@ class Session:
 
     def release(self) -> None:
         """Put the target back as it was: clone killed and reaped, every thread running."""
+        if self.uffd is not None:  # the last fd closed: the kernel drops the write tracking
+            os.close(self.uffd)
+            self.uffd = None
         try:
             if self.clone is not None:
                 inject.kill_clone(self.clone)
@@ -162,50 +192,93 @@ class Session:
                         inject.reap(self.arch, self.pid, clone_in_target)
 
 
-def serve(sock: socket.socket) -> None:
-    session: Session | None = None
-    try:
-        while True:
-            try:
-                message, _ = channel.receive(sock)
-            except (EOFError, ConnectionError):
-                return
-            command = message[0]
-            if command == "capture":
-                _, pid, want_clone, live_fallback = message
-                session = Session(pid)
+class _Server:
+    """The helper's end of the channel and the session it holds (released if it ends)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.session: Session | None = None
+
+    def serve(self) -> None:
+        try:
+            while True:
                 try:
-                    data, mem_fd = session.capture(want_clone, live_fallback)
-                except BaseException as exc:
-                    session = None
-                    channel.send(sock, ("error", _portable(exc)))
-                    continue
+                    message, received = channel.receive(self.sock)
+                except (EOFError, ConnectionError):
+                    return
                 try:
-                    channel.send(sock, ("ok", data), [mem_fd])
+                    self.answer(message, received)
+                except (EOFError, ConnectionError):
+                    return
                 finally:
-                    os.close(mem_fd)
-            elif command == "stream":
-                if session is None:
-                    channel.send(sock, ("ok", "nothing is captured"))
-                else:
-                    try:
-                        clone_stream.serve(session, message[1], sock)
-                    except (EOFError, ConnectionError):
-                        return
-            elif command in ("free", "abort"):
-                pass  # slots handed back, or a stop that came after the last piece
-            elif command == "release":
-                # The helper stays for the dumper's next capture; EOF ends it.
-                if session is not None:
-                    session.release()
-                    session = None
-                channel.send(sock, ("ok", None))
-    finally:
-        if session is not None:
-            session.release()
+                    for fd in received:
+                        os.close(fd)
+        finally:
+            if self.session is not None:
+                self.session.release()
+
+    def answer(self, message: object, received: list[int]) -> None:
+        """Answer one request.  A session is recorded before anything is sent, so that a
+        dumper gone meanwhile still gets it released."""
+        sock = self.sock
+        if isinstance(message, messages.Capture):
+            self.session = session = Session(message.pid)
+            try:
+                data, mem_fd = session.capture(message.want_clone, message.live_fallback,
+                                               message.memory)
+            except BaseException as exc:
+                self.session = None  # capture() released what it had taken
+                channel.send(sock, messages.Failure(_portable(exc)))
+                return
+            try:
+                channel.send(sock, messages.Reply(data), [mem_fd])
+            finally:
+                os.close(mem_fd)
+        elif isinstance(message, messages.Stream):
+            if self.session is None:
+                channel.send(sock, messages.Reply(messages.Declined("nothing is captured")))
+            else:
+                clone_stream.serve(self.session, message.regions, sock)
+        elif isinstance(message, messages.Free | messages.Abort):
+            pass  # slots handed back, or a stop that came after the last piece
+        elif isinstance(message, messages.Release):
+            # The helper stays for the dumper's next capture; EOF ends it.
+            if self.session is not None:
+                self.session.release()
+                self.session = None
+            channel.send(sock, messages.Reply())
+        elif isinstance(message, messages.TakeUffd | messages.FinishPrecopy):
+            try:
+                value, fds = _precopy_step(self.session, message, received)
+            except BaseException as exc:
+                channel.send(sock, messages.Failure(_portable(exc)))
+            else:
+                channel.send(sock, messages.Reply(value), fds)
+        else:
+            channel.send(sock, messages.Failure(errors.SnapshotError(
+                f"the tracer helper got an unknown request: {message!r:.200}")))
 
 
-def _portable(exc: BaseException) -> BaseException:
+def serve(sock: socket.socket) -> None:
+    _Server(sock).serve()
+
+
+def _precopy_step(session: Session | None, message: messages.TakeUffd | messages.FinishPrecopy,
+                  received: list[int]) -> tuple[object, list[int]]:
+    """A pre-copy's requests: its userfaultfd; then the final stop, run here so that
+    nothing crosses between processes while the target is stopped."""
+    if session is None or session.uffd is None:
+        raise errors.SnapshotError("no pre-copy snapshot is held by the tracer helper")
+    if isinstance(message, messages.TakeUffd):
+        return None, [session.uffd]
+    from . import precopy
+
+    state = message.state
+    assert isinstance(state, precopy.State) and len(received) == 1
+    return precopy.final_stop(session, state, received[0]), []
+
+
+def _portable(exc: BaseException) -> errors.SnapshotError:
     if isinstance(exc, errors.SnapshotError):
         return exc
     if isinstance(exc, OSError):

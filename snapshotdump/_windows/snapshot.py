@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import threading
 import warnings
@@ -21,9 +20,11 @@ from ..snapshot import (
     Performance,
     ProcessInfo,
     RegionInfo,
+    SkippedRegion,
     Snapshot,
     ThreadInfo,
     UserStream,
+    WriteOutcome,
 )
 from . import arch, dbghelp, decode, libs, pss, win32
 from .handle import ProcessHandle
@@ -116,6 +117,7 @@ class WindowsSnapshot(Snapshot):
         user_streams: Iterable[UserStream | tuple[int, bytes]] = (),
         callback: DumpCallback | None = None,
         overwrite: bool = False,
+        include_dont_dump: bool = False,
     ) -> DumpResult:
         self._check_open()
         if not self.is_live and not self.flags & CaptureFlags.VA_CLONE:
@@ -124,22 +126,17 @@ class WindowsSnapshot(Snapshot):
                 "so it holds no memory and the target ran on: Windows cannot dump it frozen. "
                 "Capture with VA_CLONE (the CLI: drop --no-clone)",
                 function="MiniDumpWriteDump", pid=self.pid)
-        self._written.value = None
         # A file the library creates gets an owner-only DACL; a file object stays the caller's.
         self._written.private = isinstance(dest, (str, os.PathLike))
-        result = super().write_dump(dest, dump_type, exception=exception,
-                                    user_streams=user_streams, callback=callback,
-                                    overwrite=overwrite)
-        written: dbghelp.Written | None = self._written.value
-        if written is None:
-            return result
-        return dataclasses.replace(result, skipped_reads=written.skipped_count,
-                                   skipped_ranges=written.skipped)
+        return super().write_dump(dest, dump_type, exception=exception,
+                                  user_streams=user_streams, callback=callback,
+                                  overwrite=overwrite, include_dont_dump=include_dont_dump)
 
     def _write(
         self, out: _dest.Output, dump_type: MiniDumpType, exception: ExceptionInfo | None,
         user_streams: Sequence[UserStream], callback: DumpCallback | None,
-    ) -> tuple[int | None, int | None]:
+        include_dont_dump: bool,
+    ) -> WriteOutcome:
         file = libs.LIBRARIES.os_handle(out.fd)
         if getattr(self._written, "private", False):
             win32.make_private(file)  # before a byte of the target's memory is written
@@ -149,9 +146,10 @@ class WindowsSnapshot(Snapshot):
                 file, out.fd, source, self._process, self.pid,
                 int(dump_type), from_snapshot=self._hpss is not None, exception=exception,
                 user_streams=user_streams, callback=callback)
-        self._written.value = written
         out.size = os.fstat(out.fd).st_size
-        return written.threads, written.modules
+        skipped = tuple(SkippedRegion(address, size, "unreadable (ReadMemoryFailureCallback)")
+                        for address, size in written.skipped)
+        return WriteOutcome(written.threads, written.modules, skipped, written.skipped_count)
 
     def _require_snapshot(self, what: str) -> Any:
         self._check_open()

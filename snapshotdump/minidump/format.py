@@ -35,6 +35,7 @@ PAGE_EXECUTE_READWRITE = 0x40
 class StreamType(enum.IntEnum):
     """MINIDUMP_STREAM_TYPE, plus Breakpad's Linux streams (0x4767xxxx)."""
 
+    UNUSED = 0  # a directory slot left empty (UnusedStream); readers skip it
     THREAD_LIST = 3
     MODULE_LIST = 4
     MEMORY_LIST = 5

@@ -25,6 +25,16 @@ def text_streams(plan: DumpPlan) -> list[tuple[StreamType, bytes]]:
     return streams
 
 
+def text_stream_types(dump_type: flags.MiniDumpType) -> list[StreamType]:
+    """The /proc streams text_streams() gives for *dump_type*, in the same order."""
+    kinds = [StreamType.LINUX_CPU_INFO, StreamType.LINUX_PROC_STATUS,
+             StreamType.LINUX_LSB_RELEASE, StreamType.LINUX_CMD_LINE, StreamType.LINUX_AUXV,
+             StreamType.LINUX_MAPS]
+    if not dump_type & flags.MiniDumpType.WITHOUT_OPTIONAL_DATA:
+        kinds.insert(4, StreamType.LINUX_ENVIRON)
+    return kinds
+
+
 def write_dso_debug(plan: DumpPlan, out: DumpFile) -> Location:
     """MD_RAW_DEBUG64 and its MD_RAW_LINK_MAP64 array (empty for a static program)."""
     found = elf.debug_address(plan.reader.read, plan.data.auxv)

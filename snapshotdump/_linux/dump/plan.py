@@ -10,8 +10,10 @@ from ...callbacks import CallbackEvent, DumpCallback, ask
 from ...flags import CallbackType, MiniDumpType, ModuleWriteFlags, ThreadWriteFlags
 from ...minidump import elf
 from ...minidump.memory import MemoryReader, merge
+from ...snapshot import SkippedRegion
 from ..capture_data import CaptureData, ThreadState
 from ..procfs import Mapping, parse_maps
+from ..vm_flags import DEVICE, DONT_DUMP
 
 RED_ZONE = 128
 MAX_STACK = 4 << 20
@@ -51,6 +53,8 @@ class DumpPlan:
     modules: list[Module]
     memory: list[tuple[int, int]]  # MemoryList ranges, or Memory64List regions for full memory
     full_memory: bool
+    skipped: list[SkippedRegion] = dataclasses.field(default_factory=list)
+    python_stacks_skipped: str | None = None  # why a CPython's stacks are not in the dump
 
     def wants(self, flag: MiniDumpType) -> bool:
         return bool(self.dump_type & flag)
@@ -67,7 +71,7 @@ def _mapping_at(maps: list[Mapping], address: int) -> Mapping | None:
     return None
 
 
-def _stack_range(maps: list[Mapping], sp: int) -> tuple[int, int]:
+def stack_range(maps: list[Mapping], sp: int) -> tuple[int, int]:
     mapping = _mapping_at(maps, sp) or _mapping_at(maps, sp - RED_ZONE)
     if mapping is None or not _dumpable(mapping):
         return (sp, sp)
@@ -137,8 +141,49 @@ def _indirect(reader: MemoryReader, maps: list[Mapping], stacks: list[tuple[int,
     return ranges
 
 
+def _unreadable_reason(mapping: Mapping | None, flags: tuple[str, ...]) -> str:
+    if mapping is not None and not mapping.readable:
+        return "no access (PROT_NONE, a guard region)"
+    if mapping is not None and mapping.path in _SKIPPED:
+        return f"kernel page {mapping.path}, not readable through /proc"
+    if any(flag in flags for flag in DEVICE):
+        return "device memory (VM_IO / VM_PFNMAP), not readable"
+    if mapping is not None and mapping.path.startswith("/secretmem"):
+        return "memfd_secret memory, hidden from every other process"
+    return "unreadable"
+
+
+def left_out(mapping: Mapping, flags: dict[int, tuple[str, ...]],
+             include_dont_dump: bool) -> SkippedRegion | None:
+    """Why an all-memory dump leaves *mapping* out; None if it is written."""
+    if not _dumpable(mapping) or mapping.path.startswith("/secretmem"):
+        # memfd_secret memory is VM_DONTDUMP too, but no opt-in could ever read it.
+        return SkippedRegion(mapping.start, mapping.size, _unreadable_reason(mapping, ()))
+    if DONT_DUMP in flags.get(mapping.start, ()) and not include_dont_dump:
+        return SkippedRegion(mapping.start, mapping.size,
+                             "MADV_DONTDUMP (write_dump(include_dont_dump=True) writes it)")
+    return None
+
+
+def unreadable(mapping: Mapping | None, flags: dict[int, tuple[str, ...]],
+               start: int, end: int) -> SkippedRegion:
+    return SkippedRegion(start, end - start, _unreadable_reason(
+        mapping, flags.get(mapping.start, ()) if mapping else ()))
+
+
+def _missing_dont_fork(data: CaptureData, maps: list[Mapping]) -> list[SkippedRegion]:
+    """MADV_DONTFORK mappings of the target that the clone does not hold: say so."""
+    if not data.cloned:
+        return []
+    why = data.dont_fork_problem or "the clone was made without them"
+    return [SkippedRegion(start, end - start, f"MADV_DONTFORK, not in the clone: {why}")
+            for start, end in data.dont_fork
+            if not any(m.start <= start < m.end for m in maps)]
+
+
 def make_plan(data: CaptureData, reader: MemoryReader, dump_type: MiniDumpType,
-              callback: DumpCallback | None, arch: ModuleType) -> DumpPlan:
+              callback: DumpCallback | None, arch: ModuleType,
+              include_dont_dump: bool = False) -> DumpPlan:
     maps = parse_maps(data.maps)
     full = bool(dump_type & MiniDumpType.WITH_FULL_MEMORY)
 
@@ -146,7 +191,7 @@ def make_plan(data: CaptureData, reader: MemoryReader, dump_type: MiniDumpType,
     for state in data.threads:
         flags = int(DEFAULT_THREAD_FLAGS)
         sp = arch.stack_pointer(state.registers)
-        stack = _stack_range(maps, sp)
+        stack = stack_range(maps, sp)
         decision = ask(callback, CallbackEvent(
             CallbackType.THREAD, thread_id=state.tid, memory_base=stack[0],
             memory_size=stack[1] - stack[0], write_flags=ThreadWriteFlags(flags)))
@@ -169,8 +214,19 @@ def make_plan(data: CaptureData, reader: MemoryReader, dump_type: MiniDumpType,
         if decision.include and module.flags & ModuleWriteFlags.MODULE:
             modules.append(module)
 
+    skipped: list[SkippedRegion] = []
+    flags_at = data.vm_flags
+    all_memory = full or bool(dump_type & MiniDumpType.WITH_PRIVATE_READ_WRITE_MEMORY)
+
+    def dumped(mapping: Mapping) -> bool:
+        """Whether a mapping of an all-memory dump is written; if not, it is recorded why."""
+        reason = left_out(mapping, flags_at, include_dont_dump)
+        if reason is not None:
+            skipped.append(reason)
+        return reason is None
+
     if full:
-        candidates = [(m.start, m.end) for m in maps if _dumpable(m)]
+        candidates = [(m.start, m.end) for m in maps if dumped(m)]
     else:
         candidates = [t.stack for t in threads]
         if dump_type & MiniDumpType.WITH_DATA_SEGS:
@@ -179,8 +235,8 @@ def make_plan(data: CaptureData, reader: MemoryReader, dump_type: MiniDumpType,
                     candidates += _data_segments(maps, module)
         if dump_type & MiniDumpType.WITH_PRIVATE_READ_WRITE_MEMORY:
             candidates += [(m.start, m.end) for m in maps
-                           if _dumpable(m) and m.writable and not m.shared
-                           and (not m.path or m.path.startswith("["))]
+                           if m.writable and not m.shared
+                           and (not m.path or m.path.startswith("[")) and dumped(m)]
         if dump_type & MiniDumpType.WITH_INDIRECTLY_REFERENCED_MEMORY and \
                 not dump_type & MiniDumpType.WITHOUT_OPTIONAL_DATA:
             candidates += _indirect(reader, maps, [t.stack for t in threads])
@@ -190,9 +246,16 @@ def make_plan(data: CaptureData, reader: MemoryReader, dump_type: MiniDumpType,
         if end <= start:
             continue
         if not ignore_inaccessible and not reader.readable(start):
-            continue  # nothing there (a MADV_DONTFORK region in the clone, a device mapping)
+            if all_memory:
+                mapping = _mapping_at(maps, start)
+                skipped.append(SkippedRegion(start, end - start, _unreadable_reason(
+                    mapping, flags_at.get(mapping.start, ()) if mapping else ())))
+            continue
         decision = ask(callback, CallbackEvent(CallbackType.INCLUDE_VM_REGION, memory_base=start,
                                                memory_size=end - start))
         if decision.include:
             memory.append((start, end))
-    return DumpPlan(data, reader, dump_type, maps, threads, modules, memory, full)
+    if all_memory:
+        skipped += _missing_dont_fork(data, maps)
+    return DumpPlan(data, reader, dump_type, maps, threads, modules, memory, full,
+                    sorted(skipped, key=lambda region: region.base))

@@ -16,6 +16,7 @@ import struct
 
 from ...minidump.pystacks import PythonFrame, PythonStacks, PythonThread, encode
 from .. import arch as arch_module
+from ..procfs import Mapping
 from .cpython_offsets import LAYOUTS
 from .plan import DumpPlan
 
@@ -49,6 +50,11 @@ def collect(plan: DumpPlan) -> tuple[bytes | None, str | None]:
         return None, f"Python stacks not recorded: {exc}"
     except Exception as exc:  # an optional stream never costs the user the dump
         return None, f"Python stacks not recorded: {type(exc).__name__}: {exc}"
+
+
+def may_apply(maps: list[Mapping]) -> bool:
+    """Whether a CPython executable or libpython is mapped: the stream gets a slot."""
+    return any(m.path.startswith("/") and _NAME.match(os.path.basename(m.path)) for m in maps)
 
 
 def _find_runtime(plan: DumpPlan) -> tuple[tuple[int, int], dict[bytes, int]] | None:
