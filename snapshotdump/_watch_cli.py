@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Sequence
 
 from . import errors
+from ._cli_types import UsageError, parse_type
 from ._watch import TriggeredDump, watch
 from ._watch.api import FATAL_SIGNAL_NAMES, Watch
 
@@ -90,8 +91,6 @@ def _describe(w: Watch) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
-    from .cli import UsageError, parse_type
-
     p = parser()
     args = p.parse_args(list(argv))
     if (args.pid is None) == (args.name is None):

@@ -74,3 +74,7 @@ def protection(perms: str) -> int:
     if writable:
         return PAGE_READWRITE
     return PAGE_READONLY if readable else PAGE_NOACCESS
+
+
+class DumpFormatError(ValueError):
+    """The file is not a well-formed minidump (truncated, corrupt, or not a minidump)."""

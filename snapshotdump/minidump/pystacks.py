@@ -21,6 +21,8 @@ import dataclasses
 import json
 from typing import Any
 
+from .format import DumpFormatError
+
 FORMAT = "snapshotdump.python-stacks"
 VERSION = 1
 
@@ -60,8 +62,6 @@ def encode(stacks: PythonStacks) -> bytes:
 
 def decode(data: bytes) -> PythonStacks:
     """Parse a stream; a malformed one raises DumpFormatError."""
-    from .reader import DumpFormatError
-
     try:
         payload = json.loads(data.decode("utf-8"))
         if payload.get("format") != FORMAT or payload.get("version") != VERSION:

@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from .format import MD_CV_SIGNATURE_ELF, SIGNATURE, StreamType, ffi
+from .format import DumpFormatError as DumpFormatError  # part of the reader's API
 
 if TYPE_CHECKING:
     from .pystacks import PythonThread
@@ -46,10 +47,6 @@ _XZ_MAGIC = b"\xfd7zXZ\x00"
 _DIRECTORY_ENTRY = 12
 REGISTER_NAMES = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10",
                   "r11", "r12", "r13", "r14", "r15", "rip")
-
-
-class DumpFormatError(ValueError):
-    """The file is not a well-formed minidump (truncated, corrupt, or not a minidump)."""
 
 
 class DumpStream(NamedTuple):

@@ -11,13 +11,42 @@ x86_64 only: other dumps get the context frame alone.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Protocol
 
 from .demangle import demangle
 from .symbols import CfiRow, Resolved, resolve
 
-if TYPE_CHECKING:
-    from .reader import Dump, DumpModule, DumpThread
+
+# What the unwinder needs of a dump, so that it depends on no reader (the reader calls it).
+class DumpModule(Protocol):
+    @property
+    def base(self) -> int: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def build_id(self) -> bytes | None: ...
+    @property
+    def name(self) -> str: ...
+
+
+class StackRange(Protocol):
+    @property
+    def start(self) -> int: ...
+    @property
+    def size(self) -> int: ...
+
+
+class DumpThread(Protocol):
+    @property
+    def registers(self) -> Mapping[str, int]: ...
+    @property
+    def stack(self) -> StackRange | None: ...
+
+
+class Dump(Protocol):
+    def module_at(self, address: int) -> DumpModule | None: ...
+    def read_pointer(self, address: int) -> int | None: ...
 
 MAX_FRAMES = 256
 SCAN_WORDS = 1024
