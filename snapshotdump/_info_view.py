@@ -116,7 +116,7 @@ def _syscall_number(dump: Dump, pc: int | None) -> int | None:
 
 
 def render(info: dict[str, Any]) -> str:
-    lines = [f"{info['path']}: {_human(info['size'])}, {info['os'] or 'unknown OS'} "
+    lines = [f"{info['path']}: {human_size(info['size'])}, {info['os'] or 'unknown OS'} "
              f"{info['os_version'] or ''} on {info['cpu'] or 'unknown CPU'}"
              + (f", pid {info['pid']}" if info["pid"] is not None else "")]
     lines.append(f"threads ({len(info['threads'])}):")
@@ -136,7 +136,7 @@ def render(info: dict[str, Any]) -> str:
         lines.append(f"  {module['base']:#018x} {module['size']:>#10x}  "
                      f"{module['debug_id'] or '-':<40}  {module['path']}{note}")
     memory = info["memory"]
-    lines.append(f"memory: {memory['ranges']} ranges, {_human(memory['bytes'])}")
+    lines.append(f"memory: {memory['ranges']} ranges, {human_size(memory['bytes'])}")
     lines.append("streams: " + ", ".join(
         f"{s['name']} ({s['size']} B)" if s["count"] == 1 else
         f"{s['name']} x{s['count']} ({s['size']} B)" for s in info["streams"]))
@@ -178,7 +178,7 @@ def _where(frame: dict[str, Any]) -> str:
     return "?"
 
 
-def _human(size: float) -> str:
+def human_size(size: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"

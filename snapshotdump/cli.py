@@ -25,9 +25,10 @@ from typing_extensions import Self  # typing.Self is 3.11+; the floor is 3.10
 from . import _dest, _info_view, _spawn
 from ._api import capture, enable_debug_privilege
 from ._cli_types import UsageError, parse_type
+from ._info_view import human_size
 from .flags import CaptureFlags, CaptureMemory, MiniDumpType, memory_needed
 from .minidump.reader import DumpFormatError, open_dump
-from .snapshot import DumpResult, Snapshot, UserStream
+from .snapshot import DumpResult, Performance, Snapshot, UserStream
 
 
 def parse_user_stream(text: str) -> UserStream:
@@ -76,14 +77,6 @@ def default_name(snap: Snapshot, suffix: str) -> str:
     return f"{stem}_{snap.pid}_{time.strftime('%Y%m%d_%H%M%S')}{suffix}"
 
 
-def _human(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
-
-
 class Progress:
     """Bytes written and the rate, on stderr, once a dump to a terminal takes over half a second."""
 
@@ -121,8 +114,8 @@ class Progress:
                 written = os.fstat(self.fd).st_size
             except OSError:
                 return
-            sys.stderr.write(f"\r\x1b[Kwriting: {_human(written)} written, "
-                             f"{_human(written / elapsed)}/s")
+            sys.stderr.write(f"\r\x1b[Kwriting: {human_size(written)} written, "
+                             f"{human_size(written / elapsed)}/s")
             sys.stderr.flush()
             self._shown = True
 
@@ -156,23 +149,30 @@ def _write(snap: Snapshot, dest: str, dump_type: MiniDumpType, streams: list[Use
     return dataclasses.replace(result, path=out.path, size=out.size)
 
 
-def _summary_line(result: DumpResult, snap: Snapshot) -> str:
-    performance = snap.performance
+def _summary_line(result: DumpResult, performance: Performance | None, is_live: bool) -> str:
     pause = f"{performance.pause_seconds * 1000:.1f} ms" if performance else "not measured"
-    mode = " (live: no snapshot)" if snap.is_live else ""
-    return (f"wrote {result.path} ({_human(result.size)}): {result.threads} threads, "
+    mode = " (live: no snapshot)" if is_live else ""
+    python = f"; {result.python_stacks_skipped}" if result.python_stacks_skipped else ""
+    return (f"wrote {result.path} ({human_size(result.size)}): {result.threads} threads, "
             f"{result.modules} modules; target paused {pause}{mode}; "
-            f"written in {result.seconds:.2f} s")
+            f"written in {result.seconds:.2f} s{python}")
 
 
-def _as_json(result: DumpResult, snap: Snapshot) -> str:
+def _as_json(result: DumpResult, performance: Performance | None, is_live: bool) -> str:
     payload = dataclasses.asdict(result)
     payload["dump_type"] = int(result.dump_type)
-    performance = snap.performance
     payload["pause_seconds"] = performance.pause_seconds if performance else None
     payload["capture_mode"] = performance.capture_mode if performance else None
-    payload["is_live"] = snap.is_live
+    payload["is_live"] = is_live
     return json.dumps(payload)
+
+
+def _final_performance(snap: Snapshot, while_open: Performance | None) -> Performance | None:
+    """The pause as it ended: a frozen (Linux) target is held until the snapshot is closed."""
+    try:
+        return snap.performance
+    except ValueError:  # a closed Windows snapshot: its pause ended at the capture anyway
+        return while_open
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
@@ -195,9 +195,12 @@ def cmd_dump(args: argparse.Namespace) -> int:
         result = _write(snap, dest, dump_type, streams, args.overwrite, args.compress,
                         progress=sys.stderr.isatty() and not args.quiet and not args.json,
                         include_dont_dump=args.include_dont_dump)
-        line = _as_json(result, snap) if args.json else _summary_line(result, snap)
-    if not args.quiet or args.json:
-        print(line)
+        while_open = snap.performance
+    performance = _final_performance(snap, while_open)
+    if args.json:
+        print(_as_json(result, performance, snap.is_live))
+    elif not args.quiet:
+        print(_summary_line(result, performance, snap.is_live))
     return 0
 
 
@@ -222,10 +225,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if target.stdout.readline().strip() != "READY":
             raise RuntimeError("the demo target did not start")
         print(f"demo: started a 4-thread target, pid {target.pid}")
-        with capture(target.pid, live_fallback=True) as snap:
+        full = MiniDumpType.WITH_FULL_MEMORY
+        with capture(target.pid, live_fallback=True, memory=memory_needed(full)) as snap:
             dest = os.path.join(args.output, default_name(snap, ".dmp"))
-            result = snap.write_dump(dest, MiniDumpType.WITH_FULL_MEMORY)
-            print("demo: " + _summary_line(result, snap))
+            result = snap.write_dump(dest, full)
+            while_open = snap.performance
+        print("demo: " + _summary_line(result, _final_performance(snap, while_open),
+                                       snap.is_live))
         print(f"demo: the target ran on (exit status {target.poll()} means still running)")
         print_info(result.path or dest, sys.stdout)
     finally:
