@@ -13,11 +13,13 @@ does on Windows without a debugger.
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shutil
 import struct
 import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -211,3 +213,29 @@ def test_no_such_process(dumps: pathlib.Path) -> None:
     w = snapshotdump.watch(0x7FFFFFF0, crash=True, output_dir=str(dumps))
     with pytest.raises(snapshotdump.ProcessNotFoundError):
         w.start()
+
+
+def test_cli_watch_crash(target: Target, dumps: pathlib.Path) -> None:
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "snapshotdump", "watch", str(target.pid), "--crash", "--json",
+         "-o", str(dumps)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert cli.stderr is not None and cli.stdout is not None
+        started = cli.stderr.readline()
+        assert started.startswith(f"snapshotdump: watching pid {target.pid}: crash"), started
+        target.send("crash")
+        assert target.read()[:1] == ["CRASHING"]
+        line = cli.stdout.readline()
+        assert cli.wait(timeout=EXIT_TIMEOUT) == 0, cli.stderr.read()
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        cli.wait()
+        for stream in (cli.stdout, cli.stderr):
+            if stream is not None:
+                stream.close()
+    assert target.exit_code() == STATUS_ACCESS_VIOLATION
+    report = json.loads(line)
+    assert report["trigger"] == "crash" and report["value"] == STATUS_ACCESS_VIOLATION
+    assert read_dump(pathlib.Path(report["path"])).exception is not None
