@@ -200,7 +200,7 @@ class CrashWatcher:
         pointers.ContextRecord = context
         info = LocalExceptionPointers(
             thread_id=thread_id, pointers=int(ffi.cast("uintptr_t", pointers)),
-            code=int(record.ExceptionCode),
+            code=int(record.ExceptionCode), flags=int(record.ExceptionFlags),
             address=int(ffi.cast("uintptr_t", record.ExceptionAddress)))
         # Every thread is stopped while the event waits for our answer, so the live process
         # is as still as a snapshot, and no PSS clone (a thread created in a debuggee that
