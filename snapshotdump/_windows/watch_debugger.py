@@ -202,9 +202,9 @@ class CrashWatcher:
             thread_id=thread_id, pointers=int(ffi.cast("uintptr_t", pointers)),
             code=int(record.ExceptionCode), flags=int(record.ExceptionFlags),
             address=int(ffi.cast("uintptr_t", record.ExceptionAddress)))
-        # Every thread is stopped while the event waits for our answer, so the live process
-        # is as still as a snapshot, and no PSS clone (a thread created in a debuggee that
-        # cannot run) is needed.
+        # Every thread is stopped while the event waits for our answer: the live process is
+        # as still as a snapshot, so no PSS clone is needed (nor is PSS, which Windows before
+        # 8.1 and Wine lack).
         with WindowsSnapshot(self._process, False, self.pid, CaptureFlags(0), None) as snap:
             result = files.write(snap, self.folder, "crash", float(info.code), self.dump_type,
                                  self.compress, info, triggered_at=fired)
