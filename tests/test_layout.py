@@ -97,6 +97,11 @@ def test_every_struct_matches_msvc_x64(tmp_path: pathlib.Path) -> None:
         ("sizeof(PSS_PROCESS_INFORMATION)", 704),
         ("sizeof(CONTEXT)", 1232),
         ("sizeof(MINIDUMP_MODULE)", 108),
+        # The watch's sampler and crash trigger (x64 sizes in Microsoft's documentation).
+        ("sizeof(PROCESS_MEMORY_COUNTERS)", 72),
+        ("sizeof(PROCESSENTRY32W)", 568),
+        ("sizeof(DEBUG_EVENT)", 176),
+        ("offsetof(DEBUG_EVENT, u.Exception)", 16),
     ],
 )
 def test_known_msvc_figures(expression: str, expected: int) -> None:

@@ -109,6 +109,7 @@ class Watch(Iterator[TriggeredDump]):
         self._started = False
         self._closed = False
         self._helper: subprocess.Popen[bytes] | None = None
+        self._debugger: Any = None  # Windows --crash: a CrashWatcher (a debugger thread)
         self._buffer = b""
         self._engine: TriggerEngine | None = None
         self._sampler: Sampler | None = None
@@ -164,10 +165,13 @@ class Watch(Iterator[TriggeredDump]):
             time.sleep(self.interval)
 
     def _start_helper(self, pid: int) -> None:
+        if sys.platform == "win32" and not self.signals:
+            self._start_debugger(pid)
+            return
         if not sys.platform.startswith("linux"):
             raise errors.SnapshotUnsupportedError(
-                "the crash and signal triggers need Linux here (the Windows debug-API crash "
-                "trigger is not written yet); use the polling triggers", function="watch")
+                "the signal trigger needs Linux (Windows has no signals to intercept); "
+                "--crash and the polling triggers work here", function="watch")
         config = {"pid": pid, "signals": sorted(self.signals), "crash": self.crash,
                   "count": self.count, "for_seconds": self.for_seconds,
                   "folder": self.output_dir,
@@ -180,11 +184,23 @@ class Watch(Iterator[TriggeredDump]):
             self.close()
             raise self._helper_error(event)
 
+    def _start_debugger(self, pid: int) -> None:
+        from .._windows.watch_debugger import CrashWatcher
+
+        self._debugger = CrashWatcher(pid, self.output_dir, self.dump_type, self.compress)
+        event = self._helper_event(None)
+        if event is None or event.get("event") != "ready":
+            self.close()
+            raise self._helper_error(event)
+
     def close(self) -> None:
         """Stop watching: the crash/signal watcher lets go of the target, untouched."""
         if self._closed:
             return
         self._closed = True
+        debugger, self._debugger = self._debugger, None
+        if debugger is not None:
+            debugger.close(HELPER_EXIT_TIMEOUT)
         helper, self._helper = self._helper, None
         if helper is not None:
             assert helper.stdin is not None and helper.stdout is not None
@@ -205,7 +221,7 @@ class Watch(Iterator[TriggeredDump]):
         self.start()
         while True:
             now = time.monotonic()
-            if self._helper is not None:
+            if self._helper is not None or self._debugger is not None:
                 wait = max(0.0, self._next_sample - now) if self._engine else None
                 event = self._helper_event(wait)
                 if event is not None:
@@ -280,6 +296,9 @@ class Watch(Iterator[TriggeredDump]):
 
     def _helper_event(self, timeout: float | None) -> dict[str, Any] | None:
         """The watcher's next report; None if none came within *timeout* seconds."""
+        if self._debugger is not None:
+            event: dict[str, Any] | None = self._debugger.event(timeout)
+            return event
         assert self._helper is not None and self._helper.stdout is not None
         fd = self._helper.stdout.fileno()
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -294,8 +313,8 @@ class Watch(Iterator[TriggeredDump]):
                                    f"{self._helper.wait()})"}
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
-        event: dict[str, Any] = json.loads(line)
-        return event
+        report: dict[str, Any] = json.loads(line)
+        return report
 
     def _helper_error(self, event: dict[str, Any] | None) -> errors.SnapshotError:
         message = (event or {}).get("message") or "the crash/signal watcher failed to start"
@@ -344,6 +363,7 @@ def watch(
     - *signals*: dump when the target receives one of these (Linux), then deliver it.
     - *crash*: dump when a fatal signal (SEGV, BUS, FPE, ILL, ABRT, TRAP, SYS) meets its
       default action, with the exception stream; then the target dies as it would have.
+      On Windows: a second-chance (unhandled) exception, caught through the debug API.
     - A polling condition must hold for *for_seconds* without a break, which is also the
       least time between two dumps (a listed signal that comes sooner is delivered
       without a dump; a crash is always dumped).  With no trigger at all, *count* dumps are

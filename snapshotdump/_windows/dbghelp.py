@@ -67,6 +67,12 @@ def _streams(user_streams: Sequence[UserStream], keep_alive: list[Any]) -> Any:
     return info
 
 
+@dataclasses.dataclass(frozen=True)
+class LocalExceptionPointers(ExceptionInfo):
+    """An exception whose ``pointers`` is an EXCEPTION_POINTERS in *this* process, with the
+    record and context it points to (ClientPointers=FALSE): a debugger's copies."""
+
+
 def _exception(exception: ExceptionInfo | None) -> Any:
     ffi = libs.ffi()
     if exception is None:
@@ -74,7 +80,8 @@ def _exception(exception: ExceptionInfo | None) -> Any:
     info = ffi.new("MINIDUMP_EXCEPTION_INFORMATION *")
     info.ThreadId = exception.thread_id
     info.ExceptionPointers = ffi.cast("EXCEPTION_POINTERS *", exception.pointers)
-    info.ClientPointers = 1  # the pointers are in the target's address space
+    # Otherwise the pointers are in the target's address space.
+    info.ClientPointers = 0 if isinstance(exception, LocalExceptionPointers) else 1
     return info
 
 
