@@ -41,8 +41,8 @@ def parser() -> argparse.ArgumentParser:
                         "deliver it")
     t.add_argument("--crash", action="store_true",
                    help=f"when the target gets a fatal signal ({FATAL_SIGNAL_NAMES}) it does "
-                        "not handle: dump with the exception stream, then let it die exactly "
-                        "as it would have")
+                        "not handle, or an unhandled exception (Windows): dump with the "
+                        "exception stream, then let it die exactly as it would have")
     p.add_argument("-n", type=int, default=1, dest="count", metavar="COUNT",
                    help="dumps to write before exiting (default 1)")
     p.add_argument("--for", type=float, default=10.0, dest="for_seconds", metavar="SECONDS",
@@ -130,7 +130,10 @@ def main(argv: Sequence[str]) -> int:
               file=sys.stderr)
         return 1
     if w.target_exited:
-        status = "" if w.exit_status is None else f" (wait status {w.exit_status:#x})"
+        # Linux reports the raw wait status; Windows, the process's exit code (an NTSTATUS
+        # after a crash).
+        kind = "exit code" if sys.platform == "win32" else "wait status"
+        status = "" if w.exit_status is None else f" ({kind} {w.exit_status:#x})"
         print(f"snapshotdump: pid {w.pid} exited{status} after {w.written} dump(s)",
               file=sys.stderr)
         return 0 if w.written else 1
