@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ from ..snapshot import (
 )
 from . import channel, clone_stream, procfs
 from .capture_data import CaptureData
+from .released import Released
 
 if TYPE_CHECKING:
     from ..minidump.file import DumpFile
@@ -62,6 +64,7 @@ class Helper:
             theirs.close()
         self.sock = ours
         self._owed = 0  # answers to requests whose wait was interrupted, still to be read
+        self.released: Released | None = None
 
     def request(self, message: tuple[object, ...]) -> tuple[object, list[int]]:
         while self._owed:  # a wait for an answer was interrupted: that answer comes first
@@ -102,13 +105,27 @@ class Helper:
 
     def release(self) -> bool:
         """End the current session (the clone killed and reaped, threads detached); True if
-        the helper is fit to serve another capture."""
+        the helper is fit to serve another capture.  What it reports is kept in released."""
         try:
-            self.request(("release",))
+            payload, _ = self.request(("release",))
         except (OSError, EOFError, errors.SnapshotError):
             self.close()
             return False
+        if isinstance(payload, Released):
+            self.released = payload
+            for text in payload.warnings:
+                warnings.warn(text, RuntimeWarning, stacklevel=2)
+            if not payload.fit:
+                self.close()
+                return False
         return True
+
+    def reap(self, pid: int) -> None:
+        """Have this helper reap zombies of ours that a dead helper left in *pid*."""
+        payload, _ = self.request(("reap", pid))
+        if isinstance(payload, Released):
+            for text in payload.warnings:
+                warnings.warn(text, RuntimeWarning, stacklevel=2)
 
     def close(self) -> None:
         """End the helper: it sees EOF, releases anything it still holds and exits."""
@@ -137,14 +154,18 @@ class _HelperPool:
                     return helper
         return Helper()
 
-    def give_back(self, helper: Helper) -> None:
+    def give_back(self, helper: Helper) -> Released | None:
+        """Release the helper's session and keep it for later; what the release reported."""
+        helper.released = None
         if not helper.release():
-            return
+            return helper.released
+        released = helper.released
         with self._lock:
             if len(self._idle) < self.MAX_IDLE and helper.owner == os.getpid():
                 self._idle.append(helper)
-                return
+                return released
         helper.close()
+        return released
 
     def close_all(self) -> None:
         with self._lock:
@@ -167,6 +188,8 @@ class LinuxSnapshot(Snapshot):
         self._data = data
         self._mem_fd = mem_fd
         self._released_ns: int | None = None
+        self._resumed_ns = data.resumed_ns
+        self._reap_pause_ns = 0
 
     @property
     def fallback_reason(self) -> str | None:
@@ -177,8 +200,14 @@ class LinuxSnapshot(Snapshot):
         try:
             os.close(self._mem_fd)
         finally:
-            HELPERS.give_back(self._helper)
+            helper_died = self._helper.process.poll() is not None
+            released = HELPERS.give_back(self._helper)
             self._released_ns = time.monotonic_ns()
+            if released is not None:
+                self._resumed_ns = released.resumed_ns or self._data.resumed_ns
+                self._reap_pause_ns = released.reap_pause_ns
+            if released is None and (helper_died or self._helper.process.poll() is not None):
+                _reap_after_helper_death(self.pid)
 
     def _write(
         self, out: _dest.Output, dump_type: MiniDumpType, exception: ExceptionInfo | None,
@@ -234,11 +263,13 @@ class LinuxSnapshot(Snapshot):
 
     @property
     def performance(self) -> Performance:
-        """Pause: first thread stopped to last resumed (still counting while frozen and open)."""
+        """Pause: from the first thread interrupted to the last one detached, as the helper
+        clocked it (a frozen target: at the release; still counting while it is open),
+        plus the short stop that reaps the clone's zombie at the release."""
         data = self._data
-        resumed = data.resumed_ns or self._released_ns or time.monotonic_ns()
+        resumed = self._resumed_ns or self._released_ns or time.monotonic_ns()
         return Performance(
-            pause_seconds=(resumed - data.first_stop_ns) / 1e9,
+            pause_seconds=(resumed - data.first_stop_ns + self._reap_pause_ns) / 1e9,
             total_seconds=(data.finished_ns - data.first_stop_ns) / 1e9,
             va_clone_seconds=data.clone_ns / 1e9 if data.clone_ns is not None else None,
         )
@@ -282,6 +313,23 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state not in ("Z", "X")
+
+
+def _reap_after_helper_death(pid: int) -> None:
+    """A helper that died holding a snapshot left its clone's zombie: a fresh helper reaps
+    it (best effort; the next capture of *pid* would do it otherwise)."""
+    if not _alive(pid):
+        return
+    try:
+        helper = HELPERS.acquire()
+    except OSError:
+        return
+    try:
+        helper.reap(pid)
+    except (OSError, EOFError, errors.SnapshotError):
+        helper.close()
+        return
+    HELPERS.give_back(helper)
 
 
 def capture(pid: int, flags: CaptureFlags, live_fallback: bool) -> LinuxSnapshot:

@@ -19,9 +19,13 @@ from types import ModuleType
 
 from .. import errors
 from . import arch as arch_module
-from . import channel, clone_stream, freeze, inject, procfs, ptrace
+from . import channel, clone_stream, freeze, inject, ledger, procfs, ptrace
 from .capture_data import CaptureData, ThreadState
 from .freeze import Freezer
+from .released import Released
+
+# A thread that does not stop for this long (state D: a vfork parent) defers the reap.
+REAP_STOP_TIMEOUT = 2.0
 
 
 class Session:
@@ -31,18 +35,22 @@ class Session:
         self.pid = pid
         self.arch: ModuleType = arch_module.current()
         self.freezer = Freezer(pid)
+        self.lock: ledger.TargetLock | None = None
         self.clone: int | None = None
         self.clone_in_target: int | None = None
-        self.code_at = 0  # where calls are injected into the clone (the vDSO's header)
+        self.code_at = 0  # the trampolines' place, in the target's vDSO and the clone's
+        self.warnings: list[str] = []
+        self.reap_pause_ns = 0
+        self.fit = True  # False: a thread is still seized but never stopped; we must exit
 
     def capture(self, want_clone: bool, live_fallback: bool) -> tuple[CaptureData, int]:
-        status_fields = procfs.check_target(self.pid)
+        procfs.check_target(self.pid)
         # Whatever does not need the target stopped is read before or after the pause.
-        reason = self._clone_refusal(status_fields) if want_clone else None
-        code_at = inject.code_address(
-            procfs.parse_maps(procfs.read_text(f"/proc/{self.pid}/maps")), 0)
+        maps = procfs.parse_maps(procfs.read_text(f"/proc/{self.pid}/maps"))
         host = self._host_files()
         try:
+            self.lock = ledger.TargetLock(self.pid)
+            stale, _ = self.lock.our_zombies()
             self.freezer.stop_all()
             stopped_ns = time.monotonic_ns()
             registers = {tid: self._registers(tid) for tid in sorted(self.freezer.stopped)}
@@ -52,27 +60,25 @@ class Session:
                     f"its registers cannot be dumped by this backend", function="capture",
                     pid=self.pid)
             clone_ns = None
-            if want_clone and reason is None:
+            reason = None
+            if want_clone or stale:
                 started = time.monotonic_ns()
-                reason = self._make_clone(registers, code_at)
-                clone_ns = time.monotonic_ns() - started
+                reason = self._inject_all(registers, maps, want_clone, stale)
+                clone_ns = time.monotonic_ns() - started if want_clone else None
             if self.clone is not None:
                 self.freezer.resume_all()
-                resumed_ns: int | None = time.monotonic_ns()
-            else:
-                resumed_ns = None
-                if want_clone and not live_fallback:
-                    raise errors.SnapshotUnsupportedError(
-                        f"pid {self.pid} cannot be cloned: {reason}; pass live_fallback=True "
-                        "to dump it frozen instead (or capture without VA_CLONE)",
-                        function="clone", pid=self.pid)
+            elif want_clone and not live_fallback:
+                raise errors.SnapshotUnsupportedError(
+                    f"pid {self.pid} cannot be cloned: {reason}; pass live_fallback=True "
+                    "to dump it frozen instead (or capture without VA_CLONE)",
+                    function="clone", pid=self.pid)
             # The clone's address space, fds and environment are the target's at the instant.
             source = self.clone if self.clone is not None else self.pid
             data = self._process_files(source, registers, host)
             data.fallback_reason = reason if want_clone else None
             data.first_stop_ns = self.freezer.first_stop_ns or stopped_ns
-            data.resumed_ns = resumed_ns
-            data.finished_ns = resumed_ns or time.monotonic_ns()
+            data.resumed_ns = self.freezer.resumed_ns
+            data.finished_ns = self.freezer.resumed_ns or time.monotonic_ns()
             data.clone_pid = self.clone
             data.clone_ns = clone_ns
             mem_fd = os.open(f"/proc/{source}/mem", os.O_RDONLY | os.O_CLOEXEC)
@@ -80,6 +86,63 @@ class Session:
         except BaseException:
             self.release()
             raise
+
+    def _inject_all(self, registers: dict[int, tuple[bytes, bytes, bytes | None]],
+                    maps: list[procfs.Mapping], want_clone: bool, stale: list[int]) -> str | None:
+        """With every thread stopped: make the clone, reap stale zombies of ours; why the
+        clone could not be made, or None."""
+        try:
+            tid = self._injectable(registers)
+            at = inject.trampoline_address(tid, maps, len(self.arch.TRAMPOLINES))
+        except inject.InjectionRefused as exc:
+            if stale:
+                self.warnings.append(f"{len(stale)} zombie clone(s) of an earlier capture "
+                                     f"left in pid {self.pid}: {exc.strerror}")
+            return str(exc.strerror)
+        self.code_at = at
+        self._reap_into(tid, registers[tid][0], stale)
+        if not want_clone:
+            return None
+        assert self.lock is not None
+        self.lock.note(f"attempt {ledger.now_ticks()}")
+        result = inject.run(self.arch, tid, registers[tid][0], at, self.arch.CLONE_TRAP,
+                            self.arch.SYS_CLONE, (0, 0, 0, 0, 0))
+        if result.child is not None:
+            self._note_clone(result.child, result.value)
+        if result.value < 0 or result.child is None:
+            return f"clone() in the target failed: {os.strerror(-result.value)}"
+        self.clone = result.child
+        self.clone_in_target = result.value
+        return None
+
+    def _note_clone(self, child: int, in_target: int) -> None:
+        assert self.lock is not None
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            start = procfs.parse_stat(procfs.read_text(f"/proc/{child}/stat"))[21]
+            self.lock.note(f"clone {in_target} {start}")
+
+    def _injectable(self, registers: dict[int, tuple[bytes, bytes, bytes | None]]) -> int:
+        """A stopped thread we may run a call in; the main thread preferred."""
+        reasons = []
+        for tid in sorted(registers, key=lambda t: t != self.pid):
+            reason = inject.refusal(self.pid, tid, registers[tid][0], self.arch)
+            if reason is None:
+                return tid
+            reasons.append(reason)
+        raise inject.InjectionRefused("; ".join(reasons[:3]) or "no thread is stopped",
+                                      function="clone", pid=self.pid)
+
+    def _reap_into(self, tid: int, saved: bytes, zombies: list[int]) -> list[int]:
+        """Inject wait4(z, NULL, __WALL|WNOHANG) for each zombie; those reaped."""
+        reaped = []
+        for zombie in zombies:
+            result = inject.run(self.arch, tid, saved, self.code_at, self.arch.SYSCALL_TRAP,
+                                self.arch.SYS_WAIT4, (zombie, 0, ptrace.WALL | os.WNOHANG, 0))
+            if result.value == zombie:
+                reaped.append(zombie)
+        if zombies and self.lock is not None:
+            self.lock.forget(reaped)
+        return reaped
 
     def _registers(self, tid: int) -> tuple[bytes, bytes, bytes | None]:
         return (self.arch.read_registers(tid), self.arch.read_fp_registers(tid),
@@ -122,30 +185,6 @@ class Session:
             clone_ns=None, boot_time=procfs.boot_time(), clock_ticks=procfs.clock_ticks(),
         )
 
-    def _clone_refusal(self, status_fields: dict[str, str]) -> str | None:
-        seccomp = status_fields.get("Seccomp", "0")
-        if seccomp not in ("", "0"):
-            # A filter could answer clone() by killing the target: never risk it.
-            return f"it runs under a seccomp filter (Seccomp: {seccomp})"
-        return None
-
-    def _make_clone(self, registers: dict[int, tuple[bytes, bytes, bytes | None]],
-                    code_at: int) -> str | None:
-        # Prefer a thread stopped by our interrupt: its state is the simplest to put back.
-        tid = min(registers, key=lambda t: (self.freezer.stopped.get(t, 0) != 0, t))
-        saved = registers[tid][0]
-        at = code_at or self.arch.instruction_pointer(saved)
-        result = inject.run(self.arch, tid, saved, at, self.arch.CLONE_TRAP, self.arch.SYS_CLONE,
-                            (0, 0, 0, 0, 0))
-        if result.signals and not self.freezer.stopped.get(tid):
-            self.freezer.stopped[tid] = result.signals[0]
-        if result.value < 0 or result.child is None:
-            return f"clone() in the target failed: {os.strerror(-result.value)}"
-        self.clone = result.child
-        self.clone_in_target = result.value
-        self.code_at = at
-        return None
-
     def release(self) -> None:
         """Put the target back as it was: clone killed and reaped, every thread running."""
         try:
@@ -155,11 +194,46 @@ class Session:
             try:
                 self.freezer.resume_all()
             finally:
-                clone_in_target, self.clone = self.clone_in_target, None
-                self.clone_in_target = None
-                if clone_in_target is not None:
-                    with contextlib.suppress(errors.SnapshotError, OSError):
-                        inject.reap(self.arch, self.pid, clone_in_target)
+                self.clone = None
+                try:
+                    self._reap_clones()
+                finally:
+                    self.fit = self.fit and not self.freezer.unstopped
+                    if self.lock is not None:
+                        self.lock.release()
+                        self.lock = None
+
+    def _reap_clones(self) -> None:
+        """Reap every zombie of ours in the target, with all its threads stopped (so that
+        none can install a seccomp filter meanwhile); else keep the record and say so."""
+        if self.lock is None:
+            return
+        zombies, _ = self.lock.our_zombies()
+        if not zombies:
+            self.lock.forget([])
+            return
+        freezer = Freezer(self.pid)
+        try:
+            freezer.stop_all(timeout=REAP_STOP_TIMEOUT)
+            registers = {tid: self.arch.read_registers(tid) for tid in freezer.stopped}
+            tid = self._injectable({t: (r, b"", None) for t, r in registers.items()})
+            if not self.code_at:
+                maps = procfs.parse_maps(procfs.read_text(f"/proc/{self.pid}/maps"))
+                self.code_at = inject.trampoline_address(tid, maps,
+                                                         len(self.arch.TRAMPOLINES))
+            reaped = self._reap_into(tid, registers[tid], zombies)
+            if len(reaped) < len(zombies):
+                raise errors.SnapshotError("wait4() in the target did not reap it")
+        except (errors.SnapshotError, OSError) as exc:
+            if not isinstance(exc, errors.TargetExitedError):
+                self.warnings.append(
+                    f"the clone's zombie in pid {self.pid} is not reaped yet ({exc}); the next "
+                    "capture of this pid reaps it")
+        finally:
+            freezer.resume_all()
+            self.fit = self.fit and not freezer.unstopped
+            if freezer.first_stop_ns is not None and freezer.resumed_ns is not None:
+                self.reap_pause_ns += freezer.resumed_ns - freezer.first_stop_ns
 
 
 def serve(sock: socket.socket) -> None:
@@ -177,8 +251,10 @@ def serve(sock: socket.socket) -> None:
                 try:
                     data, mem_fd = session.capture(want_clone, live_fallback)
                 except BaseException as exc:
-                    session = None
+                    fit, session = session.fit, None
                     channel.send(sock, ("error", _portable(exc)))
+                    if not fit:
+                        return  # our exit detaches the thread that never stopped
                     continue
                 try:
                     channel.send(sock, ("ok", data), [mem_fd])
@@ -192,17 +268,37 @@ def serve(sock: socket.socket) -> None:
                         clone_stream.serve(session, message[1], sock)
                     except (EOFError, ConnectionError):
                         return
+            elif command == "reap":
+                channel.send(sock, ("ok", reap_left_behind(message[1])))
             elif command in ("free", "abort"):
                 pass  # slots handed back, or a stop that came after the last piece
             elif command == "release":
                 # The helper stays for the dumper's next capture; EOF ends it.
+                outcome = Released()
                 if session is not None:
-                    session.release()
-                    session = None
-                channel.send(sock, ("ok", None))
+                    try:
+                        session.release()
+                    finally:
+                        outcome = Released(session.freezer.resumed_ns, session.reap_pause_ns,
+                                           session.warnings, session.fit)
+                        session = None
+                channel.send(sock, ("ok", outcome))
+                if not outcome.fit:
+                    return
     finally:
         if session is not None:
             session.release()
+
+
+def reap_left_behind(pid: int) -> Released:
+    """Reap the zombies of ours in *pid* that a helper which died left behind."""
+    session = Session(pid)
+    try:
+        session.lock = ledger.TargetLock(pid)
+    except errors.SnapshotError as exc:
+        return Released(warnings=[str(exc)])
+    session.release()
+    return Released(None, session.reap_pause_ns, session.warnings, session.fit)
 
 
 def _portable(exc: BaseException) -> BaseException:
