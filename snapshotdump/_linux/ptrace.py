@@ -54,7 +54,33 @@ def ffi() -> Any:
     return _lib()[0]
 
 
+_TEST_DEATH = "SNAPSHOTDUMP_TEST_DIE_AT"  # "N:FLAG": tests/reliability/test_tracer_kill.py
+_steps = 0
+
+
+def _step() -> None:
+    """Count ptrace requests and memory writes; for the kill tests, die at the Nth.
+
+    Only the first process to create FLAG dies (the helper that a test meant), so the
+    helpers started afterwards, to clean up, run normally.
+    """
+    global _steps
+    setting = os.environ.get(_TEST_DEATH)
+    if not setting:
+        return
+    _steps += 1
+    point, _, flag = setting.partition(":")
+    if _steps != int(point):
+        return
+    try:
+        os.close(os.open(flag, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:
+        return
+    os.kill(os.getpid(), 9)
+
+
 def _call(request: int, tid: int, addr: int, data: Any, name: str) -> int:
+    _step()
     ffi_, libc = _lib()
     ffi_.errno = 0
     result = int(libc.ptrace(ffi_.cast("int", request), ffi_.cast("pid_t", tid),
@@ -177,6 +203,7 @@ def read_memory(tid: int, address: int, length: int) -> bytes:
 def write_memory(tid: int, address: int, payload: bytes) -> None:
     """Write into the stopped tracee, read-only code pages included (FOLL_FORCE, as a
     debugger does): one pwrite of /proc/TID/mem, or word by word where that is refused."""
+    _step()
     try:
         fd = os.open(f"/proc/{tid}/mem", os.O_RDWR | os.O_CLOEXEC)
     except OSError:

@@ -347,5 +347,6 @@ def capture(pid: int, flags: CaptureFlags, live_fallback: bool) -> LinuxSnapshot
         assert isinstance(payload, CaptureData) and len(fds) == 1
         return LinuxSnapshot(flags, helper, payload, fds[0])
     except BaseException:
-        HELPERS.give_back(helper)
+        if HELPERS.give_back(helper) is None and helper.process.poll() is not None:
+            _reap_after_helper_death(pid)
         raise
