@@ -20,7 +20,6 @@ import snapshotdump
 from snapshotdump import CaptureFlags
 
 from ..support import Target
-from .signal_targets import signal_binary  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux signals")
 FREEZE = CaptureFlags.DEFAULT & ~CaptureFlags.VA_CLONE

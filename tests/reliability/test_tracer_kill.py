@@ -27,8 +27,7 @@ from snapshotdump import MiniDumpType
 from snapshotdump._linux import snapshot as linux_snapshot
 
 from ..support import Target
-from .signal_targets import signal_binary  # noqa: F401 (a fixture)
-from .test_signals import counts, wait_for
+from .test_signals import wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux ptrace")
 ROOT = str(pathlib.Path(__file__).parents[2])

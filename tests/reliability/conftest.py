@@ -1,4 +1,4 @@
-"""The C targets of the reliability tests, built once per session."""
+"""Fixtures of the reliability tests: their C targets, built once per session."""
 
 from __future__ import annotations
 
