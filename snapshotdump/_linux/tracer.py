@@ -227,8 +227,9 @@ class Session:
         except (errors.SnapshotError, OSError) as exc:
             if not isinstance(exc, errors.TargetExitedError):
                 self.warnings.append(
-                    f"the clone's zombie in pid {self.pid} is not reaped yet ({exc}); the next "
-                    "capture of this pid reaps it")
+                    f"the clone's zombie in pid {self.pid} is not reaped yet ({exc}); a later "
+                    "capture of this pid reaps it when it can, else it goes when the target "
+                    "exits")
         finally:
             freezer.resume_all()
             self.fit = self.fit and not freezer.unstopped

@@ -23,3 +23,8 @@ def build(factory: pytest.TempPathFactory, name: str) -> pathlib.Path:
 @pytest.fixture(scope="session")
 def signal_binary(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     return build(tmp_path_factory, "signal_target")
+
+
+@pytest.fixture(scope="session")
+def seccomp_binary(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    return build(tmp_path_factory, "seccomp_target")
