@@ -333,7 +333,10 @@ def _reap_after_helper_death(pid: int) -> None:
 
 
 def capture(pid: int, flags: CaptureFlags, live_fallback: bool) -> LinuxSnapshot:
-    procfs.check_target(pid)
+    with contextlib.suppress(errors.SnapshotPermissionError):
+        # Traced may mean: by another of our dumpers, which we wait for; the helper checks
+        # again once it holds the target's lock.
+        procfs.check_target(pid)
     helper = HELPERS.acquire()
     try:
         if pid == os.getpid():

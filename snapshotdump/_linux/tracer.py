@@ -44,12 +44,13 @@ class Session:
         self.fit = True  # False: a thread is still seized but never stopped; we must exit
 
     def capture(self, want_clone: bool, live_fallback: bool) -> tuple[CaptureData, int]:
-        procfs.check_target(self.pid)
-        # Whatever does not need the target stopped is read before or after the pause.
-        maps = procfs.parse_maps(procfs.read_text(f"/proc/{self.pid}/maps"))
         host = self._host_files()
         try:
+            # Our dumpers take turns: another one's helper traces the target until it lets go.
             self.lock = ledger.TargetLock(self.pid)
+            procfs.check_target(self.pid)
+            # Whatever does not need the target stopped is read before or after the pause.
+            maps = procfs.parse_maps(procfs.read_text(f"/proc/{self.pid}/maps"))
             stale, _ = self.lock.our_zombies()
             self.freezer.stop_all()
             stopped_ns = time.monotonic_ns()

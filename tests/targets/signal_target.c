@@ -3,7 +3,8 @@
  *   signal_target                  READY PID 0, then answers commands on stdin:
  *     c  COUNTS usr1 term rt eintr badfp       r  reset the heartbeat's longest gap
  *     l  RTLOG n v0 v1 ... (sival_int of each SIGRTMIN, in arrival order)
- *     g  GAP longest-heartbeat-gap-in-us
+ *     g  GAP longest-heartbeat-gap-in-us      v SECONDS  a new thread vforks (state D)
+ *     t  TICKS heartbeats 0
  *   signal_target send PID SIG N   queue N signals (sival 0..N-1); N = 0: until killed,
  *                                  every ~0.5 ms; prints SENT count on SIGTERM or at the end.
  *
@@ -19,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define LOG_SIZE 4000000
@@ -68,6 +71,19 @@ static void *vectors(void *unused) {
         if (i % 1000000 == 0) { a = 0.0; b = 0.0; }
         if (i % 4096 == 0) sched_yield();
     }
+    return NULL;
+}
+
+/* A vfork parent: the thread sits in state D until its child ends, *seconds* later. */
+static void *vfork_parent(void *seconds) {
+    pid_t child = vfork();
+    if (child == 0) {
+        struct timespec wait = {(long)seconds, 0};
+        syscall(SYS_nanosleep, &wait, NULL);
+        _exit(0);
+    }
+    waitpid(child, NULL, 0);
+    printf("VFORKED\n");
     return NULL;
 }
 
@@ -137,6 +153,11 @@ int main(int argc, char **argv) {
             printf("RTLOG %ld", n);
             for (long i = 0; i < n; i++) printf(" %d", rt_log[i]);
             printf("\n");
+        } else if (line[0] == 'v') {
+            pthread_t parent;
+            pthread_create(&parent, NULL, vfork_parent, (void *)atol(line + 1));
+            pthread_detach(parent);
+            printf("OK\n");
         } else if (line[0] == 't') {
             printf("TICKS %ld 0\n", beats);  /* for tests/support.Target.assert_untouched */
         }
