@@ -69,14 +69,17 @@ def _step() -> None:
     if not setting:
         return
     _steps += 1
-    point, _, flag = setting.partition(":")
+    point, flag, *stall = setting.split(":")
     if _steps != int(point):
         return
     try:
         os.close(os.open(flag, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except OSError:
         return
-    os.kill(os.getpid(), 9)
+    if stall:  # "N:FLAG:SECONDS": stall there instead (tests/reliability/test_pause.py)
+        time.sleep(float(stall[0]))
+    else:
+        os.kill(os.getpid(), 9)
 
 
 def _call(request: int, tid: int, addr: int, data: Any, name: str) -> int:
