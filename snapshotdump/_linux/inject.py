@@ -144,6 +144,19 @@ def run(arch: ModuleType, tid: int, saved: bytes, at: int, code: bytes, number: 
     return SyscallResult(value, child, [])
 
 
+def saved_code(tid: int, at: int, arch: ModuleType) -> bytes:
+    """What the trampoline area holds before we write into it (see put_back_code)."""
+    return ptrace.read_memory(tid, at, len(arch.TRAMPOLINES))
+
+
+def put_back_code(tid: int, at: int, earlier: bytes, ips: list[int]) -> None:
+    """Give the vDSO's padding back its *earlier* bytes once our calls are done, unless a
+    thread (one whose tracer died mid-call) is still on its way through a trampoline:
+    *ips* are the stopped threads' instruction pointers."""
+    if not any(at <= ip < at + len(earlier) for ip in ips):
+        ptrace.write_memory(tid, at, earlier)
+
+
 def _check_stack(tid: int, low: int, top: int) -> None:
     for mapping in procfs.parse_maps(procfs.read_text(f"/proc/{tid}/maps")):
         if mapping.start <= top <= mapping.end:

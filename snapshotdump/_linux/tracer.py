@@ -101,8 +101,10 @@ class Session:
                                      f"left in pid {self.pid}: {exc.strerror}")
             return str(exc.strerror)
         self.code_at = at
+        earlier = inject.saved_code(tid, at, self.arch)
         self._reap_into(tid, registers[tid][0], stale)
         if not want_clone:
+            self._put_back_code(tid, earlier, [r[0] for r in registers.values()])
             return None
         assert self.lock is not None
         self.lock.note(f"attempt {ledger.now_ticks()}")
@@ -110,11 +112,16 @@ class Session:
                             self.arch.SYS_CLONE, (0, 0, 0, 0, 0))
         if result.child is not None:
             self._note_clone(result.child, result.value)
+        self._put_back_code(tid, earlier, [r[0] for r in registers.values()])
         if result.value < 0 or result.child is None:
             return f"clone() in the target failed: {os.strerror(-result.value)}"
         self.clone = result.child
         self.clone_in_target = result.value
         return None
+
+    def _put_back_code(self, tid: int, earlier: bytes, registers: list[bytes]) -> None:
+        inject.put_back_code(tid, self.code_at, earlier,
+                             [self.arch.instruction_pointer(r) for r in registers])
 
     def _note_clone(self, child: int, in_target: int) -> None:
         assert self.lock is not None
@@ -222,7 +229,9 @@ class Session:
                 maps = procfs.parse_maps(procfs.read_text(f"/proc/{self.pid}/maps"))
                 self.code_at = inject.trampoline_address(tid, maps,
                                                          len(self.arch.TRAMPOLINES))
+            earlier = inject.saved_code(tid, self.code_at, self.arch)
             reaped = self._reap_into(tid, registers[tid], zombies)
+            self._put_back_code(tid, earlier, list(registers.values()))
             if len(reaped) < len(zombies):
                 raise errors.SnapshotError("wait4() in the target did not reap it")
         except (errors.SnapshotError, OSError) as exc:
