@@ -26,11 +26,13 @@ import snapshotdump
 from snapshotdump import MiniDumpType
 from snapshotdump._linux import snapshot as linux_snapshot
 
+from ..conftest import require_tool
 from ..support import Target
 from .test_signals import wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux ptrace")
-ROOT = str(pathlib.Path(__file__).parents[2])
+HERE = pathlib.Path(__file__).parent
+ROOT = str(HERE.parents[1])
 CAPTURE_AND_RELEASE_STEPS = 70  # ptrace requests + memory writes of one capture (about 67)
 
 
@@ -119,6 +121,33 @@ def test_the_helper_killed_while_the_clone_copies_a_full_dump(target: Target,
         _assert_exactly_as_before(target, index + 1)
         assert _helpers_alive() == []
     assert deaths >= 10, deaths
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_the_helper_killed_at_every_step_while_injecting_into_live_vector_state(
+        tmp_path: pathlib.Path) -> None:
+    # One thread, so every call is injected into the thread whose AVX registers hold live
+    # values: a death mid-call leaves rt_sigreturn to give them back, upper halves included.
+    with open("/proc/cpuinfo") as f:
+        if " avx" not in f.read():
+            pytest.skip("this CPU has no AVX")
+    compiler = require_tool("gcc", "cc")
+    binary = tmp_path / "vector_target"
+    subprocess.run([compiler, "-O2", "-mavx", "-o", str(binary),
+                    str(HERE.parent / "targets" / "vector_target.c")], check=True)
+    target = Target([str(binary)])
+    try:
+        deaths = sum(_capture_dying_at(target, point, tmp_path / "died", tmp_path / "v.dmp",
+                                       MiniDumpType.NORMAL) for point in range(1, 41))
+        assert deaths >= 30, deaths
+        assert target.children() == []
+        assert target.status()["TracerPid"] == "0"
+        time.sleep(0.3)  # a few rounds of checks after the last capture
+        os.kill(target.pid, signal.SIGUSR1)
+        words = target.line().split()
+        assert words[0] == "BAD" and words[1] == "0" and int(words[3]) > 0, words
+    finally:
+        target.close()
 
 
 def _dumper(target: Target, folder: pathlib.Path) -> subprocess.Popen[str]:
