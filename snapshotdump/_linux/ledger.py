@@ -1,8 +1,11 @@
 """Per-target lock and the record of the clones we made, in a private run folder.
 
-Our dumpers take turns on a target: the helper holds an flock on ``PID.lock`` from the
-capture until the release, so a second capture waits (and after LOCK_TIMEOUT fails with
-the holder's pid).  A helper that dies drops the lock with its file descriptor.
+Our dumpers take turns on a target: the helper holds an flock on ``PID.lock`` while it
+stops, clones and lets go of the target, and again while it kills and reaps the clone,
+so a second capture waits (and after LOCK_TIMEOUT fails with the holder's pid).  Two
+cloned snapshots of one target may be open at once.  A frozen snapshot keeps the lock
+(and the target traced) until it is closed: a second capture then fails at once, as
+"already traced".  A helper that dies drops the lock with its file descriptor.
 
 Each clone leaves a zombie in the target, which only the target itself can reap (we
 inject wait4).  When that cannot happen (a tracer killed, a target in state D, a seccomp
@@ -34,7 +37,8 @@ import time
 from .. import errors
 from . import procfs
 
-LOCK_TIMEOUT = 60.0
+LOCK_TIMEOUT = 60.0  # SNAPSHOTDUMP_LOCK_TIMEOUT (seconds) in the environment overrides it
+FROZEN = "frozen"
 ATTEMPT_TICKS = 200  # 2 s at 100 Hz: from the injection to the clone's exit_group
 
 
@@ -76,7 +80,9 @@ def now_ticks() -> int:
 class TargetLock:
     """The flock that serializes our dumpers on one target, and its clone record."""
 
-    def __init__(self, pid: int, timeout: float = LOCK_TIMEOUT) -> None:
+    def __init__(self, pid: int, timeout: float | None = None) -> None:
+        if timeout is None:
+            timeout = float(os.environ.get("SNAPSHOTDUMP_LOCK_TIMEOUT") or LOCK_TIMEOUT)
         self.pid = pid
         base = folder()
         self.path = base / f"{pid}.lock"
@@ -88,8 +94,16 @@ class TargetLock:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
+                    holder, _, frozen = os.pread(fd, 64, 0).decode("ascii", "replace") \
+                        .strip().partition(" ")
+                    if frozen == FROZEN:
+                        # Held for as long as a snapshot stays open: waiting could deadlock.
+                        raise errors.SnapshotPermissionError(
+                            f"pid {pid} is already traced by pid {holder or '?'} (another "
+                            "snapshotdump holds it frozen until that snapshot is closed); a "
+                            "process has one tracer at a time", errno=errno.EPERM,
+                            function="capture", pid=pid) from None
                     if time.monotonic() >= deadline:
-                        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
                         raise errors.SnapshotError(
                             f"pid {pid} is being captured by another snapshotdump (helper pid "
                             f"{holder or '?'}, lock {self.path}); waited {timeout:.0f} s: try "
@@ -108,6 +122,10 @@ class TargetLock:
             self.release()
             raise errors.TargetExitedError(f"pid {pid} exited", errno=3, function="capture",
                                            pid=pid) from None
+
+    def hold_frozen(self) -> None:
+        """Say that the lock stays held while a frozen snapshot is open: others fail at once."""
+        os.pwrite(self.fd, f"{os.getpid()} {FROZEN}\n".encode(), 0)
 
     def release(self) -> None:
         if self.fd >= 0:

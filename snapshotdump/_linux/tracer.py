@@ -68,11 +68,14 @@ class Session:
                 clone_ns = time.monotonic_ns() - started if want_clone else None
             if self.clone is not None:
                 self.freezer.resume_all()
+                self.lock.release()  # the target runs and is not traced: others may go on
             elif want_clone and not live_fallback:
                 raise errors.SnapshotUnsupportedError(
                     f"pid {self.pid} cannot be cloned: {reason}; pass live_fallback=True "
                     "to dump it frozen instead (or capture without VA_CLONE)",
                     function="clone", pid=self.pid)
+            else:
+                self.lock.hold_frozen()
             # The clone's address space, fds and environment are the target's at the instant.
             source = self.clone if self.clone is not None else self.pid
             data = self._process_files(source, registers, host)
@@ -195,6 +198,14 @@ class Session:
 
     def release(self) -> None:
         """Put the target back as it was: clone killed and reaped, every thread running."""
+        if self.lock is not None and self.lock.fd < 0:
+            try:
+                self.lock = ledger.TargetLock(self.pid)
+            except errors.SnapshotError as exc:
+                self.lock = None
+                if not isinstance(exc, errors.TargetExitedError):
+                    self.warnings.append(f"the clone's zombie in pid {self.pid} is not reaped "
+                                         f"yet ({exc}); a later capture of this pid reaps it")
         try:
             if self.clone is not None:
                 inject.kill_clone(self.clone)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 import snapshotdump
-from snapshotdump import MiniDumpType
+from snapshotdump import CaptureFlags, MiniDumpType
 from snapshotdump._linux import ledger
 
 from ..support import Target
@@ -57,13 +57,23 @@ def test_three_dumpers_racing_on_one_pid_take_turns(target: Target,
 
 def test_a_second_capture_waits_for_the_first_then_fails_clearly(
         target: Target, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with snapshotdump.capture(target.pid):
-        # Another helper, as another dumper would have: the lock is held by ours.
-        monkeypatch.setattr(ledger, "LOCK_TIMEOUT", 0.3)
+    busy = ledger.TargetLock(target.pid)  # as another dumper's helper, mid-capture
+    try:
+        monkeypatch.setenv("SNAPSHOTDUMP_LOCK_TIMEOUT", "0.5")
         with pytest.raises(snapshotdump.SnapshotError) as raised:
-            ledger.TargetLock(target.pid)
+            snapshotdump.capture(target.pid)
         assert raised.value.errno == 16 and "another snapshotdump" in str(raised.value)
-    ledger.TargetLock(target.pid, timeout=5).release()  # free again once released
+    finally:
+        busy.release()
+    with snapshotdump.capture(target.pid) as first, snapshotdump.capture(target.pid) as second:
+        # Cloned snapshots hold the lock only while they stop and while they reap.
+        first.write_dump(tmp_path / "1.dmp")
+        second.write_dump(tmp_path / "2.dmp")
+    # A frozen one keeps it: waiting for it could deadlock, so a second one fails now.
+    with snapshotdump.capture(target.pid, CaptureFlags.DEFAULT & ~CaptureFlags.VA_CLONE), \
+            pytest.raises(snapshotdump.SnapshotPermissionError, match="already traced"):
+        snapshotdump.capture(target.pid)
+    assert target.children() == []
     target.assert_untouched()
 
 
