@@ -105,6 +105,11 @@ class Freezer:
                 except errors.ProcessNotFoundError:
                     gone.add(tid)
                     continue
+                except errors.SnapshotPermissionError:
+                    if thread_state(self.pid, tid) not in ("Z", "X"):
+                        raise
+                    gone.add(tid)  # it exited just now: the kernel refuses to attach to it
+                    continue
                 if self.first_stop_ns is None:
                     # The pause, as the target sees it, starts at the first interrupt.
                     self.first_stop_ns = time.monotonic_ns()
@@ -147,11 +152,3 @@ def hold(tid: int, timeout: float | None = STOP_TIMEOUT_SECONDS) -> int:
         if ptrace.stop_event(status) != 0:
             return status
         ptrace.cont(tid, os.WSTOPSIG(status))
-
-
-def signal_to_return(status: int) -> int:
-    """The signal a stop swallowed: 0 for our interrupt or a group-stop, else the signal."""
-    if ptrace.stop_event(status) == ptrace.PTRACE_EVENT_STOP:
-        return 0
-    sig = os.WSTOPSIG(status)
-    return 0 if sig == signal.SIGTRAP else sig

@@ -28,7 +28,7 @@
 static volatile long usr1, term, rt, eintr_seen, badfp;
 static int *rt_log;
 static volatile long rt_logged;
-static volatile long longest_gap_us, beats;
+static volatile long longest_gap_us, beats, last_beat_us;
 
 static void on_signal(int sig, siginfo_t *info, void *context) {
     (void)context;
@@ -50,12 +50,14 @@ static long now_us(void) {
 static void *heartbeat(void *unused) {
     (void)unused;
     long last = now_us();
+    last_beat_us = last;
     struct timespec ms = {0, 1000000};
     for (;;) {
         nanosleep(&ms, NULL);
         long now = now_us();
         if (now - last > longest_gap_us) longest_gap_us = now - last;
         last = now;
+        last_beat_us = now;
         beats++;
     }
     return NULL;
@@ -144,7 +146,9 @@ int main(int argc, char **argv) {
         if (line[0] == 'c') {
             printf("COUNTS %ld %ld %ld %ld %ld\n", usr1, term, rt, eintr_seen, badfp);
         } else if (line[0] == 'g') {
-            printf("GAP %ld\n", longest_gap_us);
+            /* A gap still open counts too: the heartbeat may not have run since a pause. */
+            long open_gap = now_us() - last_beat_us;
+            printf("GAP %ld\n", open_gap > longest_gap_us ? open_gap : longest_gap_us);
         } else if (line[0] == 'r') {
             longest_gap_us = 0;
             printf("OK\n");
