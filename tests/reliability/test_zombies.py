@@ -20,6 +20,7 @@ import pytest
 import snapshotdump
 from snapshotdump import CaptureFlags, MiniDumpType
 from snapshotdump._linux import ledger
+from snapshotdump._linux import snapshot as linux_snapshot
 
 from ..support import Target
 
@@ -60,6 +61,7 @@ def test_a_second_capture_waits_for_the_first_then_fails_clearly(
     busy = ledger.TargetLock(target.pid)  # as another dumper's helper, mid-capture
     try:
         monkeypatch.setenv("SNAPSHOTDUMP_LOCK_TIMEOUT", "0.5")
+        linux_snapshot.HELPERS.close_all()  # idle helpers have the environment of their start
         with pytest.raises(snapshotdump.SnapshotError) as raised:
             snapshotdump.capture(target.pid)
         assert raised.value.errno == 16 and "another snapshotdump" in str(raised.value)
