@@ -136,6 +136,8 @@ class Freezer:
         The leader goes last: if the target died, a leader's exit can be collected only
         after every other thread's.
         """
+        if not self.stopped:
+            return  # already let go: the pause ended then
         for tid in sorted(self.stopped, key=lambda t: t == self.pid):
             ptrace.detach(tid, self.stopped.pop(tid))
         self.resumed_ns = time.monotonic_ns()
