@@ -93,3 +93,16 @@ def test_a_helper_stalled_inside_the_pause(target: Target, tmp_path: pathlib.Pat
     assert pause >= STALL
     _assert_matches(target, pause)
     target.assert_untouched()
+
+
+def test_a_cloned_snapshot_held_open_is_not_a_pause(target: Target,
+                                                    tmp_path: pathlib.Path) -> None:
+    _reset(target)
+    with snapshotdump.capture(target.pid) as snap:
+        assert not snap.is_live
+        time.sleep(STALL)  # the target runs all along
+        snap.write_dump(tmp_path / "open.dmp")
+    pause = snap.performance.pause_seconds
+    assert pause < STALL / 2
+    _assert_matches(target, pause)
+    target.assert_untouched()
