@@ -31,6 +31,7 @@ import errno
 import fcntl
 import os
 import pathlib
+import signal
 import stat as stat_module
 import time
 
@@ -185,6 +186,31 @@ class TargetLock:
                 if matches or now_ticks() <= tick + ATTEMPT_TICKS:
                     keep.append(words)
         return found, keep
+
+    def finish_orphans(self, wait: float = 1.0) -> None:
+        """Make sure recorded clones whose tracer died are dead, and wait (briefly) until
+        they are zombies we can reap.  PTRACE_O_EXITKILL is already killing them; a clone
+        still traced belongs to another open snapshot and is left alone."""
+        dying = []
+        for words in self.lines():
+            if words[:1] != ["clone"] or len(words) != 3:
+                continue
+            child = int(words[1])
+            try:
+                status = procfs.parse_status(procfs.read_text(f"/proc/{child}/status"))
+            except OSError:
+                continue
+            if not _exists_as(child, words[2]) or status.get("State", "").startswith("Z") \
+                    or status.get("TracerPid", "0") != "0":
+                continue
+            with contextlib.suppress(OSError):
+                os.kill(child, signal.SIGKILL)
+            dying.append(child)
+        deadline = time.monotonic() + wait
+        while dying and time.monotonic() < deadline:
+            dying = [c for c in dying if _zombie_clone(self.pid, c) is None
+                     and os.path.exists(f"/proc/{c}")]
+            time.sleep(0.005)
 
     def forget(self, reaped: list[int]) -> None:
         """Drop what is done: reaped clones, and attempts that no zombie can match now."""

@@ -51,6 +51,7 @@ class Session:
             procfs.check_target(self.pid)
             # Whatever does not need the target stopped is read before or after the pause.
             maps = procfs.parse_maps(procfs.read_text(f"/proc/{self.pid}/maps"))
+            self.lock.finish_orphans()
             stale, _ = self.lock.our_zombies()
             self.freezer.stop_all()
             stopped_ns = time.monotonic_ns()
@@ -227,6 +228,7 @@ class Session:
         none can install a seccomp filter meanwhile); else keep the record and say so."""
         if self.lock is None:
             return
+        self.lock.finish_orphans()
         zombies, _ = self.lock.our_zombies()
         if not zombies:
             self.lock.forget([])
