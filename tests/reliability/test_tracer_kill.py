@@ -23,7 +23,7 @@ from collections.abc import Iterator
 import pytest
 
 import snapshotdump
-from snapshotdump import MiniDumpType
+from snapshotdump import CaptureMemory, MiniDumpType
 from snapshotdump._linux import snapshot as linux_snapshot
 
 from ..conftest import require_tool
@@ -82,12 +82,13 @@ def _assert_exactly_as_before(target: Target, expected_usr1: int) -> None:
 
 
 def _capture_dying_at(target: Target, point: int, flag: pathlib.Path, dest: pathlib.Path,
-                      dump_type: MiniDumpType) -> bool:
+                      dump_type: MiniDumpType,
+                      memory: CaptureMemory = CaptureMemory.ALL) -> bool:
     """One capture whose helper dies at step *point*; True if it did die."""
     linux_snapshot.HELPERS.close_all()
     os.environ["SNAPSHOTDUMP_TEST_DIE_AT"] = f"{point}:{flag}"
     try:
-        with snapshotdump.capture(target.pid) as snap:
+        with snapshotdump.capture(target.pid, memory=memory) as snap:
             snap.write_dump(dest, dump_type, overwrite=True)
     except OSError:
         pass  # the helper's death: a SnapshotError, or a broken channel mid-stream
@@ -109,6 +110,64 @@ def test_the_helper_killed_at_every_step_of_a_capture(target: Target,
         _assert_exactly_as_before(target, point)
         assert _helpers_alive() == []
     assert deaths >= 60, deaths
+
+
+def _fds(pid: int) -> list[tuple[str, str]]:
+    folder = f"/proc/{pid}/fd"
+    return sorted((fd, os.readlink(f"{folder}/{fd}")) for fd in os.listdir(folder))
+
+
+def _vm_flags(pid: int) -> dict[int, set[str]]:
+    """Each mapping's VmFlags (smaps), by start address."""
+    flags: dict[int, set[str]] = {}
+    start = 0
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                start = int(head.split("-")[0], 16)
+            elif head == "VmFlags:":
+                flags[start] = set(line.split()[1:])
+    return flags
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize(("memory", "dump_type", "mode", "fewest_deaths"), [
+    # Steps measured here: 18 (three threads), 56 (arm, then the final stop), 113.
+    (CaptureMemory.STACKS, MiniDumpType.NORMAL, "stacks", 15),
+    (CaptureMemory.PRECOPY, MiniDumpType.WITH_FULL_MEMORY, "precopy", 45),
+    (CaptureMemory.ALL, MiniDumpType.NORMAL, "clone", 90),
+], ids=["stacks", "precopy-and-final-stop", "clone-around-dontfork"])
+def test_the_helper_killed_at_every_step_of_each_capture_mode(
+        signal_binary: pathlib.Path, tmp_path: pathlib.Path, memory: CaptureMemory,
+        dump_type: MiniDumpType, mode: str, fewest_deaths: int) -> None:
+    """Every step, until a capture (and, for pre-copy, its full dump's final stop) runs to
+    the end: besides the checks above, the target keeps its fds (no userfaultfd left in
+    it), no write tracking stays registered, and its MADV_DONTFORK mark stays."""
+    target = Target([str(signal_binary)], env={"SIGNAL_DONTFORK": "1"})
+    try:
+        region = target.marker_address
+        fds = _fds(target.pid)
+        assert "dc" in _vm_flags(target.pid)[region]
+        with snapshotdump.capture(target.pid, memory=memory) as snap:
+            assert snap.performance.capture_mode == mode, snap.performance
+            snap.write_dump(tmp_path / "first.dmp", dump_type)
+        deaths = 0
+        for point in range(1, 1000):
+            died = _capture_dying_at(target, point, tmp_path / "died", tmp_path / "m.dmp",
+                                     dump_type, memory)
+            _assert_exactly_as_before(target, point)
+            assert _helpers_alive() == []
+            assert _fds(target.pid) == fds
+            flags = _vm_flags(target.pid)
+            assert "dc" in flags[region], (point, flags[region])
+            assert not [start for start, marks in flags.items() if "uw" in marks], point
+            if not died:
+                break  # the helper made fewer requests than *point*: every step was covered
+            deaths += 1
+        assert deaths >= fewest_deaths, deaths
+    finally:
+        target.close()
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")

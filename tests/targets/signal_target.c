@@ -11,6 +11,8 @@
  * The main thread sits in read() (SA_RESTART handlers: any EINTR is a bug of the tracer's),
  * a second thread keeps values in vector registers and checks them (a restored FPU state
  * gone wrong shows as badfp), a third beats every millisecond and records its longest gap.
+ * With SIGNAL_DONTFORK set, 1 MiB of written memory is marked MADV_DONTFORK, its address
+ * the READY line's third field (tests/reliability/test_tracer_kill.py: the mark stays).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -136,7 +139,16 @@ int main(int argc, char **argv) {
     pthread_create(&thread, NULL, vectors, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     setvbuf(stdout, NULL, _IOLBF, 0);
-    printf("READY %d 0\n", (int)getpid());
+    unsigned long kept = 0;
+    if (getenv("SIGNAL_DONTFORK")) {
+        char *region = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (region == MAP_FAILED) return 7;
+        memset(region, 0x5a, 1 << 20);
+        if (madvise(region, 1 << 20, MADV_DONTFORK)) return 8;
+        kept = (unsigned long)region;
+    }
+    printf("READY %d %lx\n", (int)getpid(), kept);
     char line[64];
     for (;;) {
         ssize_t got = read(0, line, sizeof line - 1);
