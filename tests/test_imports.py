@@ -97,7 +97,8 @@ def test_the_format_layer_imports_no_backend() -> None:
 
 
 # The distribution names in pyproject.toml's dependencies, and what importing them looks like.
-IMPORT_NAMES = {"cffi": {"cffi", "_cffi_backend"}, "typing-extensions": {"typing_extensions"}}
+IMPORT_NAMES = {"cffi": {"cffi", "_cffi_backend"}, "typing-extensions": {"typing_extensions"},
+                "pyelftools": {"elftools"}}
 
 
 def test_every_dependency_is_imported() -> None:
