@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 import snapshotdump
-from snapshotdump import CaptureFlags
+from snapshotdump import CaptureFlags, CaptureMemory, MiniDumpType
 from snapshotdump._linux import snapshot as linux_snapshot
 
 from ..support import Target
@@ -92,6 +92,39 @@ def test_a_helper_stalled_inside_the_pause(target: Target, tmp_path: pathlib.Pat
     pause = snap.performance.pause_seconds
     assert pause >= STALL
     _assert_matches(target, pause)
+    target.assert_untouched()
+
+
+@pytest.mark.parametrize(("memory", "dump_type", "step", "stops"), [
+    (CaptureMemory.STACKS, MiniDumpType.NORMAL, 10, 1),
+    # The arm takes about 38 steps; the full dump's final stop follows in the same helper.
+    (CaptureMemory.PRECOPY, MiniDumpType.WITH_FULL_MEMORY, 48, 2),
+], ids=["stacks, stalled while stopped", "precopy, stalled in the final stop"])
+def test_a_helper_stalled_inside_the_pause_of_each_mode(
+        target: Target, tmp_path: pathlib.Path, memory: CaptureMemory,
+        dump_type: MiniDumpType, step: int, stops: int) -> None:
+    """The same clock for the modes without a clone: a pre-copy's pause_seconds is that of
+    its last stop (the final stop here), and pauses_seconds lists each stop's."""
+    _reset(target)
+    linux_snapshot.HELPERS.close_all()
+    flag = tmp_path / "stalled"
+    os.environ["SNAPSHOTDUMP_TEST_DIE_AT"] = f"{step}:{flag}:{STALL}"
+    try:
+        with snapshotdump.capture(target.pid, memory=memory) as snap:
+            snap.write_dump(tmp_path / "m.dmp", dump_type)
+    finally:
+        del os.environ["SNAPSHOTDUMP_TEST_DIE_AT"]
+        linux_snapshot.HELPERS.close_all()
+    assert flag.exists(), "the helper never reached that step"
+    performance = snap.performance
+    assert performance.capture_mode == memory.value
+    pause = performance.pause_seconds
+    assert pause >= STALL
+    _assert_matches(target, pause)
+    if memory is CaptureMemory.PRECOPY:
+        assert len(performance.pauses_seconds) == stops
+        assert performance.pauses_seconds[-1] == pause
+        assert performance.pauses_seconds[0] < STALL
     target.assert_untouched()
 
 
