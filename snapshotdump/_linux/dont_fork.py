@@ -12,8 +12,9 @@ a chain of such undos, one frame per range, each returning into the previous one
 first into the thread's own registers and signal mask.  The calls of this module and the
 clone run on top of that chain, so a thread let go by a dead tracer, wherever it is in
 them, finishes its call, undoes every range (an undo of a range not yet changed does
-nothing), and is back where it was.  When we live, the undos are made one by one the
-same way, each with the next frame down as its return.
+nothing), and is back where it was.  When we live, the thread runs the undos the same
+way, one call and its rt_sigreturn at a time (inject.run_pending).  Only the first frame
+holds the whole FPU state; the others hold the legacy area, to keep the chain short.
 """
 
 from __future__ import annotations
@@ -62,11 +63,13 @@ def forkable(arch: ModuleType, tid: int, saved: bytes, at: int,
         return
     mask = ptrace.get_sigmask(tid)
     try:
-        for start, end in ranges:
+        for start, end in _joined(ranges):
+            # Only the first frame, back to the thread itself, needs its FPU state.
+            first = not made.chain
             try:
                 undo, low, earlier = inject.pending_call(
-                    arch, tid, made.saved, mask if not made.chain else ptrace.ALL_SIGNALS,
-                    at, number, (start, end - start, MADV_DONTFORK))
+                    arch, tid, made.saved, mask if first else ptrace.ALL_SIGNALS,
+                    at, number, (start, end - start, MADV_DONTFORK), fpu=first)
             except inject.InjectionRefused as exc:
                 made.problems.append(f"MADV_DONTFORK range at {start:#x} left out: "
                                      f"{exc.strerror}")
@@ -82,22 +85,32 @@ def forkable(arch: ModuleType, tid: int, saved: bytes, at: int,
                 made.problems.append(f"madvise(MADV_DOFORK) at {start:#x}: {error}")
         yield made
     finally:
-        _unwind(arch, tid, saved, at, mask, number, made)
+        _unwind(arch, tid, saved, made)
 
 
-def _unwind(arch: ModuleType, tid: int, saved: bytes, at: int, mask: int, number: int,
-            made: Forkable) -> None:
-    """Undo the ranges last first, each call returning to the state below it in the chain;
-    at the end the thread has its registers, mask and stack bytes back."""
+def _joined(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Adjacent ranges as one: one madvise call and one frame for each run."""
+    joined: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if joined and joined[-1][1] == start:
+            joined[-1] = (joined[-1][0], end)
+        else:
+            joined.append((start, end))
+    return joined
+
+
+def _unwind(arch: ModuleType, tid: int, saved: bytes, made: Forkable) -> None:
+    """Undo the ranges last first: the thread runs its chain itself, one pending call and
+    its rt_sigreturn at a time; at the end it has its registers, mask and FPU state back
+    from the first frame, and its stack bytes from us."""
     while made.chain:
-        _undo, low, earlier, (start, end) = made.chain.pop()
-        below = made.chain[-1][0] if made.chain else saved
-        if not made.chain:
-            ptrace.set_sigmask(tid, mask)  # the last frame returns to the thread's own mask
-        error = _advise(arch, tid, below, at, number, start, end, MADV_DONTFORK)
-        if error:
-            made.problems.append(f"madvise(MADV_DONTFORK) at {start:#x} failed: {error}")
-        made.saved = below
+        undo, low, earlier, (start, _end) = made.chain.pop()
+        arch.write_registers(tid, undo)  # where it is already, unless a call failed midway
+        result = inject.run_pending(arch, tid)
+        if result < 0:
+            made.problems.append(f"madvise(MADV_DONTFORK) at {start:#x} failed: "
+                                 f"{os.strerror(-result)}")
+        made.saved = made.chain[-1][0] if made.chain else saved
         ptrace.write_memory(tid, low, earlier)
 
 

@@ -150,26 +150,56 @@ def run(arch: ModuleType, tid: int, saved: bytes, at: int, code: bytes, number: 
 
 
 def pending_call(arch: ModuleType, tid: int, then: bytes, mask: int, at: int, number: int,
-                 args: tuple[int, ...]) -> tuple[bytes, int, bytes]:
+                 args: tuple[int, ...], *, fpu: bool = True) -> tuple[bytes, int, bytes]:
     """Registers that make stopped thread *tid* call *number*(*args*) by itself, through
     the trampoline at *at*, and then go back to registers *then* with signal mask *mask*
     (by rt_sigreturn, from a frame written now below *then*'s red zone).
 
     Returns (those registers, the frame's lowest address, the bytes it replaced).  Used
     for an undo that must happen even if we die: the thread is given these registers
-    before the change the call undoes is made (see dont_fork)."""
+    before the change the call undoes is made (see dont_fork).  Without *fpu* the frame
+    holds only the legacy FXSAVE area (for a *then* that is more injected code, on its
+    way back to a frame that has the whole state), so it is small.  Room for one more
+    full frame (an inject.run call) must remain below it, or InjectionRefused is raised.
+    run_pending makes the call with the tracer alive."""
     resume_at = rseq.resume_address(tid, arch.instruction_pointer(then))
     xstate = ptrace.xstate(tid)
     fpstate = xstate if xstate is not None else arch.read_fp_registers(tid)
     top = arch.stack_pointer(then) - arch.RED_ZONE
+    if not fpu:  # the legacy FXSAVE area only, marked as such: rt_sigreturn inits the rest
+        fpstate = fpstate[:arch.FXSAVE_SW_RESERVED] + bytes(512 - arch.FXSAVE_SW_RESERVED)
     low, stack, frame = arch.signal_frame(arch.resumed_registers(then, resume_at), mask,
-                                          fpstate, xstate is not None, top)
-    _check_stack(tid, low, top)
+                                          fpstate, fpu and xstate is not None, top)
+    _check_stack(tid, low - arch.RED_ZONE - len(xstate or fpstate) - 2048, top)
     earlier = ptrace.read_memory(tid, low, len(frame))
     ptrace.write_memory(tid, at, arch.TRAMPOLINES)  # before any register points there
     ptrace.write_memory(tid, low, frame)
     entry = at + arch.TRAMPOLINE_OFFSETS[arch.SYSCALL_TRAP]
     return arch.trampoline_registers(then, entry, stack, number, args), low, earlier
+
+
+def run_pending(arch: ModuleType, tid: int, timeout: float | None = STOP_TIMEOUT_SECONDS) -> int:
+    """Let stopped thread *tid*, whose registers are a pending_call's, make that call and
+    its rt_sigreturn, as it would on its own; the call's result.  It stops at the
+    rt_sigreturn's exit, with the registers, mask and FPU state of the frame it returned
+    from (so no frame is ever overwritten while a register still points at it)."""
+    ptrace.set_options(tid, ptrace.PTRACE_O_TRACESYSGOOD)
+    stops = 0
+    value = 0
+    ptrace.resume_to_syscall(tid)
+    while True:
+        status = wait_stopped(tid, timeout)
+        sig = os.WSTOPSIG(status)
+        resend = 0
+        if ptrace.stop_event(status) == 0 and sig == _SYSCALL_STOP:
+            stops += 1  # the call's entry and exit, then rt_sigreturn's
+            if stops == 2:
+                value = arch.syscall_result(arch.read_registers(tid))
+            elif stops == 4:
+                return value
+        elif ptrace.stop_event(status) == 0:
+            resend = sig  # only what no mask holds back (SIGSTOP, a fault)
+        ptrace.resume_to_syscall(tid, resend)
 
 
 def saved_code(tid: int, at: int, arch: ModuleType) -> bytes:

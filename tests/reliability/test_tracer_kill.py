@@ -131,6 +131,10 @@ def _vm_flags(pid: int) -> dict[int, set[str]]:
     return flags
 
 
+def _dont_fork(pid: int) -> list[int]:
+    return sorted(start for start, marks in _vm_flags(pid).items() if "dc" in marks)
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize(("memory", "dump_type", "mode", "fewest_deaths"), [
     # Steps measured here: 18 (three threads), 56 (arm, then the final stop), 113.
@@ -146,9 +150,9 @@ def test_the_helper_killed_at_every_step_of_each_capture_mode(
     it), no write tracking stays registered, and its MADV_DONTFORK mark stays."""
     target = Target([str(signal_binary)], env={"SIGNAL_DONTFORK": "1"})
     try:
-        region = target.marker_address
         fds = _fds(target.pid)
-        assert "dc" in _vm_flags(target.pid)[region]
+        dont_fork = _dont_fork(target.pid)
+        assert len(dont_fork) == 2 and target.marker_address in dont_fork
         with snapshotdump.capture(target.pid, memory=memory) as snap:
             assert snap.performance.capture_mode == mode, snap.performance
             snap.write_dump(tmp_path / "first.dmp", dump_type)
@@ -159,9 +163,8 @@ def test_the_helper_killed_at_every_step_of_each_capture_mode(
             _assert_exactly_as_before(target, point)
             assert _helpers_alive() == []
             assert _fds(target.pid) == fds
-            flags = _vm_flags(target.pid)
-            assert "dc" in flags[region], (point, flags[region])
-            assert not [start for start, marks in flags.items() if "uw" in marks], point
+            assert _dont_fork(target.pid) == dont_fork, point
+            assert not [s for s, marks in _vm_flags(target.pid).items() if "uw" in marks], point
             if not died:
                 break  # the helper made fewer requests than *point*: every step was covered
             deaths += 1
@@ -183,8 +186,9 @@ def test_the_helper_killed_while_the_clone_copies_a_full_dump(target: Target,
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("dont_fork", [False, True], ids=["", "around-dontfork-ranges"])
 def test_the_helper_killed_at_every_step_while_injecting_into_live_vector_state(
-        tmp_path: pathlib.Path) -> None:
+        tmp_path: pathlib.Path, dont_fork: bool) -> None:
     # One thread, so every call is injected into the thread whose AVX registers hold live
     # values: a death mid-call leaves rt_sigreturn to give them back, upper halves included.
     with open("/proc/cpuinfo") as f:
@@ -194,11 +198,14 @@ def test_the_helper_killed_at_every_step_while_injecting_into_live_vector_state(
     binary = tmp_path / "vector_target"
     subprocess.run([compiler, "-O2", "-mavx", "-o", str(binary),
                     str(HERE.parent / "targets" / "vector_target.c")], check=True)
-    target = Target([str(binary)])
+    # With DONTFORK ranges, deaths inside the undo chain (frames without FPU state but the
+    # first) must give the vector state back too.
+    target = Target([str(binary)], env={"VECTOR_DONTFORK": "1"} if dont_fork else None)
     try:
+        steps = 100 if dont_fork else 40
         deaths = sum(_capture_dying_at(target, point, tmp_path / "died", tmp_path / "v.dmp",
-                                       MiniDumpType.NORMAL) for point in range(1, 41))
-        assert deaths >= 30, deaths
+                                       MiniDumpType.NORMAL) for point in range(1, steps + 1))
+        assert deaths >= steps * 3 // 4, deaths
         assert target.children() == []
         assert target.status()["TracerPid"] == "0"
         time.sleep(0.3)  # a few rounds of checks after the last capture

@@ -11,8 +11,9 @@
  * The main thread sits in read() (SA_RESTART handlers: any EINTR is a bug of the tracer's),
  * a second thread keeps values in vector registers and checks them (a restored FPU state
  * gone wrong shows as badfp), a third beats every millisecond and records its longest gap.
- * With SIGNAL_DONTFORK set, 1 MiB of written memory is marked MADV_DONTFORK, its address
- * the READY line's third field (tests/reliability/test_tracer_kill.py: the mark stays).
+ * With SIGNAL_DONTFORK set, two separate 1 MiB ranges of written memory are marked
+ * MADV_DONTFORK, the first one's address the READY line's third field
+ * (tests/reliability/test_tracer_kill.py: the marks stay).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -141,11 +142,13 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     unsigned long kept = 0;
     if (getenv("SIGNAL_DONTFORK")) {
-        char *region = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE,
+        /* Three chunks, the outer two DONTFORK: two ranges the middle one keeps apart. */
+        char *region = mmap(NULL, 3 << 20, PROT_READ | PROT_WRITE,
                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (region == MAP_FAILED) return 7;
-        memset(region, 0x5a, 1 << 20);
-        if (madvise(region, 1 << 20, MADV_DONTFORK)) return 8;
+        memset(region, 0x5a, 3 << 20);
+        if (madvise(region, 1 << 20, MADV_DONTFORK) ||
+            madvise(region + (2 << 20), 1 << 20, MADV_DONTFORK)) return 8;
         kept = (unsigned long)region;
     }
     printf("READY %d %lx\n", (int)getpid(), kept);

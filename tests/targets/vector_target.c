@@ -1,10 +1,15 @@
 /* A single-threaded target that keeps live values in AVX registers and checks them, so
  * that code injected into it (always into this one thread) must give back its whole
- * vector state.  SIGUSR1 prints "BAD wrong-results LOOPS rounds".  Built with -mavx. */
+ * vector state.  SIGUSR1 prints "BAD wrong-results LOOPS rounds".  Built with -mavx.
+ * With VECTOR_DONTFORK set, two separate 64 KiB ranges are marked MADV_DONTFORK, so that
+ * a clone is made on top of a chain of undo frames (see _linux/dont_fork.py). */
 #define _GNU_SOURCE
 #include <immintrin.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static volatile long bad, loops;
@@ -18,6 +23,15 @@ static void on_usr1(int sig) {
 
 int main(void) {
     signal(SIGUSR1, on_usr1);
+    if (getenv("VECTOR_DONTFORK")) {
+        /* Three chunks, the outer two DONTFORK: two ranges the middle one keeps apart. */
+        char *chunks = mmap(NULL, 3 << 16, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (chunks == MAP_FAILED) return 7;
+        memset(chunks, 0x5a, 3 << 16);
+        if (madvise(chunks, 1 << 16, MADV_DONTFORK) ||
+            madvise(chunks + (2 << 16), 1 << 16, MADV_DONTFORK)) return 8;
+    }
     printf("READY %d 0\n", (int)getpid());
     fflush(stdout);
     for (;;) {
