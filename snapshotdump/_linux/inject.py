@@ -78,10 +78,12 @@ def refusal(pid: int, tid: int, saved: bytes, arch: ModuleType) -> str | None:
 
 
 class SyscallResult:
-    def __init__(self, value: int, child: int | None, signals: list[int]) -> None:
+    """An injected call's result, and the clone it made (held stopped), if any.  No signal
+    is ever taken from the target, so there is none to hand back."""
+
+    def __init__(self, value: int, child: int | None) -> None:
         self.value = value
         self.child = child
-        self.signals = signals  # always empty: no signal is taken from the target any more
 
 
 def run(arch: ModuleType, tid: int, saved: bytes, at: int, code: bytes, number: int,
@@ -146,7 +148,7 @@ def run(arch: ModuleType, tid: int, saved: bytes, at: int, code: bytes, number: 
         # can be given back exactly, for a dump read from /proc/CLONE/mem.
         ptrace.write_memory(tid, at, earlier_code)
     ptrace.set_options(tid, keep)
-    return SyscallResult(value, child, [])
+    return SyscallResult(value, child)
 
 
 def pending_call(arch: ModuleType, tid: int, then: bytes, mask: int, at: int, number: int,
