@@ -67,7 +67,6 @@ class Helper(Protocol):
 PAGE = 4096
 SLOT_SIZE = 2 << 20
 SLOTS = 4  # 8 MiB in all: both sides stay busy, and it stays in the CPU caches
-RED_ZONE = 128
 MFD_CLOEXEC = 1
 
 Region = tuple[int, int]  # (start address, size)
@@ -100,18 +99,20 @@ class _Clone:
         self.pid = pid
         self.code_at = session.code_at
         self.saved = self.arch.read_registers(pid)
+        # What the snapshot had where the injected code goes (read before anything runs).
+        self.code_bytes = ptrace.read_memory(pid, self.code_at, len(self.arch.TRAMPOLINES))
         # Read before anything runs in the clone: the kernel rewrites the area each time.
         area = ptrace.rseq_area(pid)
         self.rseq = (area[0], ptrace.read_words(pid, *area)) if area else None
 
     def syscall(self, number: int, *args: int) -> int:
         return inject.run(self.arch, self.pid, self.saved, self.code_at, self.arch.SYSCALL_TRAP,
-                          number, args).value
+                          number, args, clone_of=self.pid).value
 
-    def snapshot_bytes(self, code: bytes) -> list[tuple[int, bytes]]:
-        """(address, bytes) the clone's own copy would get wrong: what the copy code covers
-        in its vDSO (*code*), and its rseq area."""
-        return [(self.code_at, code)] + ([self.rseq] if self.rseq else [])
+    def snapshot_bytes(self) -> list[tuple[int, bytes]]:
+        """(address, bytes) the clone's own copy would get wrong: where the injected code
+        sits in its vDSO, and its rseq area."""
+        return [(self.code_at, self.code_bytes)] + ([self.rseq] if self.rseq else [])
 
     def restore_rseq(self) -> None:
         if self.rseq:
@@ -160,13 +161,8 @@ class _Filler:
 def _open_ring(clone: _Clone, size: int) -> tuple[int, int]:
     """(ring address in the clone, our fd for it): a memfd the clone maps shared."""
     arch = clone.arch
-    name = (arch.stack_pointer(clone.saved) - RED_ZONE - 8) & ~7  # an empty string, briefly
-    word = ptrace.peek(clone.pid, name)
-    ptrace.poke(clone.pid, name, 0)
-    try:
-        fd_in_clone = clone.syscall(arch.SYS_MEMFD_CREATE, name, MFD_CLOEXEC)
-    finally:
-        ptrace.poke(clone.pid, name, word)  # the snapshot's stack as it was
+    name = clone.code_at + arch.EMPTY_STRING_OFFSET  # written with the trampolines
+    fd_in_clone = clone.syscall(arch.SYS_MEMFD_CREATE, name, MFD_CLOEXEC)
     if fd_in_clone < 0:
         raise StreamUnavailable(f"memfd_create() in the clone: {os.strerror(-fd_in_clone)}")
     memfd = -1
@@ -235,7 +231,7 @@ def serve(session: Session, regions: Sequence[Region], sock: socket.socket) -> N
 def _copy_regions(clone: _Clone, ring: mmap.mmap, ring_in_clone: int,
                   regions: Sequence[Region], sock: socket.socket) -> None:
     code = ptrace.read_words(clone.pid, clone.code_at, len(clone.arch.COPY_TRAP))
-    patches = clone.snapshot_bytes(code)
+    patches = clone.snapshot_bytes()
     free = list(range(SLOTS))
     fill = _Filler(clone.pid, ring, ring_in_clone)
     ptrace.write_bytes(clone.pid, clone.code_at, clone.arch.COPY_TRAP)

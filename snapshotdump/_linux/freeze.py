@@ -67,14 +67,23 @@ def thread_state(pid: int, tid: int) -> str:
 
 
 class Freezer:
-    """The set of threads we hold stopped, with the signal each was stopped by (to hand back)."""
+    """The set of threads we hold stopped.
+
+    Every thread is held in a PTRACE_EVENT_STOP (our interrupt, or the group-stop of a
+    stopped process), never in a signal-delivery-stop: a thread that dequeued a signal
+    just before our interrupt landed is let go with that very signal (delivered with its
+    siginfo, as it would have been) and stops right after.  So no signal is ever taken
+    from the target, and detaching hands nothing back.
+    """
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.stopped: dict[int, int] = {}
+        self.stopped: dict[int, int] = {}  # tid -> 0 (kept as a map for its callers)
+        self.unstopped: set[int] = set()  # seized, interrupted, never seen to stop
         self.first_stop_ns: int | None = None
+        self.resumed_ns: int | None = None
 
-    def stop_all(self) -> None:
+    def stop_all(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
         """Stop every thread; repeat until no thread appeared or vanished meanwhile."""
         gone: set[int] = set()
         while True:
@@ -96,7 +105,13 @@ class Freezer:
                 except errors.ProcessNotFoundError:
                     gone.add(tid)
                     continue
+                except errors.SnapshotPermissionError:
+                    if thread_state(self.pid, tid) not in ("Z", "X"):
+                        raise
+                    gone.add(tid)  # it exited just now: the kernel refuses to attach to it
+                    continue
                 if self.first_stop_ns is None:
+                    # The pause, as the target sees it, starts at the first interrupt.
                     self.first_stop_ns = time.monotonic_ns()
                 try:
                     ptrace.interrupt(tid)
@@ -104,26 +119,46 @@ class Freezer:
                     gone.add(tid)
                     continue
                 seized.append(tid)
+                self.unstopped.add(tid)
             for tid in seized:
                 try:
-                    status = wait_stopped(tid)
+                    hold(tid, timeout)
                 except errors.TargetExitedError:
                     gone.add(tid)
+                    self.unstopped.discard(tid)
                     continue
-                self.stopped[tid] = signal_to_return(status)
+                self.unstopped.discard(tid)
+                self.stopped[tid] = 0
 
     def resume_all(self) -> None:
-        """Detach every held thread (ESRCH counts as done), handing back any signal we caught.
+        """Detach every held thread (ESRCH counts as done).
 
         The leader goes last: if the target died, a leader's exit can be collected only
         after every other thread's.
         """
+        if not self.stopped:
+            return  # already let go: the pause ended then
         for tid in sorted(self.stopped, key=lambda t: t == self.pid):
             ptrace.detach(tid, self.stopped.pop(tid))
+        self.resumed_ns = time.monotonic_ns()
+
+
+def hold(tid: int, timeout: float | None = STOP_TIMEOUT_SECONDS) -> int:
+    """Wait until interrupted thread *tid* sits in a PTRACE_EVENT_STOP; its last status.
+
+    A signal-delivery-stop comes first when the thread had dequeued a signal before the
+    interrupt: the signal goes on (exactly as without us), and the thread stops after it.
+    """
+    while True:
+        status = wait_stopped(tid, timeout)
+        if ptrace.stop_event(status) != 0:
+            return status
+        ptrace.cont(tid, os.WSTOPSIG(status))
 
 
 def signal_to_return(status: int) -> int:
-    """The signal a stop swallowed: 0 for our interrupt or a group-stop, else the signal."""
+    """The signal a stop swallowed: 0 for our interrupt or a group-stop, else the signal
+    (for the watch tracer, which holds threads in signal-delivery-stops on purpose)."""
     if ptrace.stop_event(status) == ptrace.PTRACE_EVENT_STOP:
         return 0
     sig = os.WSTOPSIG(status)

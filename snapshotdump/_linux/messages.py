@@ -62,7 +62,14 @@ class Abort:
     """Stop the clone's copy now; the helper answers with its last word."""
 
 
-Request = Capture | Release | TakeUffd | FinishPrecopy | Stream | Free | Abort
+@dataclasses.dataclass(frozen=True)
+class Reap:
+    """Reap the zombies of ours that a helper which died left in *pid* (answer: Released)."""
+
+    pid: int
+
+
+Request = Capture | Release | Reap | TakeUffd | FinishPrecopy | Stream | Free | Abort
 
 # ---------------------------------------------------------------- answers (helper -> dumper)
 
@@ -107,6 +114,19 @@ class Filled:
 @dataclasses.dataclass(frozen=True)
 class Done:
     """A Stream is complete."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Released:
+    """A Release's or Reap's value: when the target ran again, what the reap stop cost
+    it, what went wrong that the dumper should hear about (RuntimeWarnings), and whether
+    this helper can serve again (not when a thread it seized never stopped: it must exit,
+    which detaches that thread)."""
+
+    resumed_ns: int | None = None
+    reap_pause_ns: int = 0
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    fit: bool = True
 
 
 Answer = Reply | Failure

@@ -41,7 +41,7 @@ from .procfs import Mapping, parse_maps
 from .stack_capture import CopiedMemory
 
 if TYPE_CHECKING:
-    from .tracer import Session
+    from .session import Session
 
 MAX_ROUNDS = 4
 SETTLED_BYTES = 2 << 20  # a round that finds less than this written leaves the rest to the stop

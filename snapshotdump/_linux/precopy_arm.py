@@ -19,7 +19,7 @@ from .capture_data import CaptureData
 from .procfs import Mapping
 
 if TYPE_CHECKING:
-    from .tracer import Session
+    from .session import Session
 
 USERFAULTFD_FLAGS = uffd.O_CLOEXEC | uffd.O_NONBLOCK | uffd.UFFD_USER_MODE_ONLY
 
@@ -55,10 +55,13 @@ def capture(session: Session, live_fallback: bool) -> tuple[CaptureData, int]:
 
 def refusal(session: Session) -> str | None:
     """Why this target cannot be write-tracked, found without stopping it; None if it can."""
-    status = procfs.check_target(session.pid)
-    if status.get("Seccomp", "0") not in ("", "0"):
-        return f"it runs under a seccomp filter (Seccomp: {status['Seccomp']}), which could " \
-               "answer an injected userfaultfd() by killing it"
+    procfs.check_target(session.pid)
+    filtered = _seccomp_everywhere(session.pid)
+    if filtered:
+        # Only an early answer that spares a useless stop: the threads are checked one by
+        # one once stopped (inject.refusal), and any unfiltered one would do.
+        return f"every thread runs under a seccomp filter (Seccomp: {filtered}), which " \
+               "could answer an injected userfaultfd() by killing it"
     if session.arch.MACHINE not in uffd.SYS_USERFAULTFD:
         return f"no userfaultfd number known for {session.arch.MACHINE}"
     try:
@@ -74,31 +77,54 @@ def refusal(session: Session) -> str | None:
     return None
 
 
+def _seccomp_everywhere(pid: int) -> str | None:
+    """The Seccomp mode when every thread of *pid* has a filter (or is gone), else None."""
+    modes = set()
+    for tid in procfs.task_ids(pid):
+        try:
+            status = procfs.parse_status(procfs.read_text(f"/proc/{pid}/task/{tid}/status"))
+        except OSError:
+            continue
+        modes.add(status.get("Seccomp", "0"))
+    if not modes or modes & {"", "0"}:
+        return None
+    return ", ".join(sorted(modes))
+
+
 def _userfaultfd(session: Session, registers: stack_capture.Registers,
                  maps: list[Mapping]) -> int | str:
-    """Inject userfaultfd() and take the fd: ours, or why not.  The target keeps no copy."""
-    tid = min(registers, key=lambda t: (session.freezer.stopped.get(t, 0) != 0, t))
-    saved = registers[tid][0]
-    at = inject.code_address(maps, 0) or session.arch.instruction_pointer(saved)
+    """Inject userfaultfd() and take the fd: ours, or why not.  The target keeps no copy.
+
+    The thread is chosen by the per-thread checks made after the stop (a seccomp filter,
+    shadow stacks, a temporary signal mask: see inject.refusal)."""
     arch = session.arch
-    result = inject.run(arch, tid, saved, at, arch.SYSCALL_TRAP,
-                        uffd.SYS_USERFAULTFD[arch.MACHINE], (USERFAULTFD_FLAGS,))
-    _keep_signals(session, tid, result.signals)
+    taken: list[int | str] = []
+
+    def take(fd_in_target: int) -> None:
+        # The target's fd, still open: ours by pidfd_getfd before the target closes it.
+        if fd_in_target >= 0:
+            try:
+                taken.append(uffd.take_fd(session.pid, fd_in_target, arch.MACHINE))
+            except OSError as exc:
+                taken.append(f"pidfd_getfd of the target's userfaultfd failed: {exc.strerror}")
+
+    try:
+        with session.injecting(registers, maps) as tid:
+            # userfaultfd() then close() of its result, in one trampoline: a helper killed
+            # in between still leaves the target without the fd.
+            result = inject.run(arch, tid, registers[tid][0], session.code_at,
+                                arch.CLOSING_TRAP, uffd.SYS_USERFAULTFD[arch.MACHINE],
+                                (USERFAULTFD_FLAGS,), between=take)
+    except inject.InjectionRefused as exc:  # refused before any call was made
+        return f"no call can be injected into it: {exc.strerror}"
+    except BaseException:
+        for fd in taken:
+            if isinstance(fd, int):
+                os.close(fd)
+        raise
     if result.value < 0:
         return f"userfaultfd() in the target failed: {os.strerror(-result.value)}"
-    try:
-        return uffd.take_fd(session.pid, result.value, arch.MACHINE)
-    except OSError as exc:
-        return f"pidfd_getfd of the target's userfaultfd failed: {exc.strerror}"
-    finally:
-        closed = inject.run(arch, tid, saved, at, arch.SYSCALL_TRAP, arch.SYS_CLOSE,
-                            (result.value,))
-        _keep_signals(session, tid, closed.signals)
-
-
-def _keep_signals(session: Session, tid: int, signals: list[int]) -> None:
-    if signals and not session.freezer.stopped.get(tid):
-        session.freezer.stopped[tid] = signals[0]
+    return taken[0] if taken else "the target's userfaultfd could not be taken"
 
 
 def _arm(session: Session, taken: int | str) -> str | None:

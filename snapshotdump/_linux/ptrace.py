@@ -14,6 +14,7 @@ from .._bindings import load
 PTRACE_PEEKDATA = 2
 PTRACE_POKEDATA = 5
 PTRACE_CONT = 7
+PTRACE_SYSCALL = 24
 PTRACE_DETACH = 17
 PTRACE_SETOPTIONS = 0x4200
 PTRACE_GETEVENTMSG = 0x4201
@@ -21,8 +22,11 @@ PTRACE_GETREGSET = 0x4204
 PTRACE_SETREGSET = 0x4205
 PTRACE_SEIZE = 0x4206
 PTRACE_INTERRUPT = 0x4207
+PTRACE_GETSIGMASK = 0x420A
+PTRACE_SETSIGMASK = 0x420B
 PTRACE_GET_RSEQ_CONFIGURATION = 0x420F
 
+PTRACE_O_TRACESYSGOOD = 0x00000001
 PTRACE_O_TRACECLONE = 0x00000008
 PTRACE_O_EXITKILL = 0x00100000
 
@@ -50,7 +54,36 @@ def ffi() -> Any:
     return _lib()[0]
 
 
+_TEST_DEATH = "SNAPSHOTDUMP_TEST_DIE_AT"  # "N:FLAG": tests/reliability/test_tracer_kill.py
+_steps = 0
+
+
+def _step() -> None:
+    """Count ptrace requests and memory writes; for the kill tests, die at the Nth.
+
+    Only the first process to create FLAG dies (the helper that a test meant), so the
+    helpers started afterwards, to clean up, run normally.
+    """
+    global _steps
+    setting = os.environ.get(_TEST_DEATH)
+    if not setting:
+        return
+    _steps += 1
+    point, flag, *stall = setting.split(":")
+    if _steps != int(point):
+        return
+    try:
+        os.close(os.open(flag, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:
+        return
+    if stall:  # "N:FLAG:SECONDS": stall there instead (tests/reliability/test_pause.py)
+        time.sleep(float(stall[0]))
+    else:
+        os.kill(os.getpid(), 9)
+
+
 def _call(request: int, tid: int, addr: int, data: Any, name: str) -> int:
+    _step()
     ffi_, libc = _lib()
     ffi_.errno = 0
     result = int(libc.ptrace(ffi_.cast("int", request), ffi_.cast("pid_t", tid),
@@ -74,6 +107,29 @@ def set_options(tid: int, options: int) -> None:
 
 def cont(tid: int, signal: int = 0) -> None:
     _call(PTRACE_CONT, tid, 0, signal, "ptrace(PTRACE_CONT)")
+
+
+def resume_to_syscall(tid: int, signal: int = 0) -> None:
+    """PTRACE_SYSCALL: run until the next syscall-entry or syscall-exit stop."""
+    _call(PTRACE_SYSCALL, tid, 0, signal, "ptrace(PTRACE_SYSCALL)")
+
+
+SIGSET_SIZE = 8  # the kernel's sigset_t on 64-bit
+ALL_SIGNALS = 0xFFFFFFFFFFFFFFFF
+
+
+def get_sigmask(tid: int) -> int:
+    ffi_ = ffi()
+    out = ffi_.new("unsigned long *")
+    _call(PTRACE_GETSIGMASK, tid, SIGSET_SIZE, out, "ptrace(PTRACE_GETSIGMASK)")
+    return int(out[0])
+
+
+def set_sigmask(tid: int, mask: int) -> None:
+    """Set the blocked mask (SIGKILL and SIGSTOP stay unblockable whatever it says)."""
+    ffi_ = ffi()
+    value = ffi_.new("unsigned long *", mask & ALL_SIGNALS)
+    _call(PTRACE_SETSIGMASK, tid, SIGSET_SIZE, value, "ptrace(PTRACE_SETSIGMASK)")
 
 
 def detach(tid: int, signal: int = 0) -> None:
@@ -130,6 +186,40 @@ def write_bytes(tid: int, address: int, payload: bytes) -> None:
     current[address - start:address - start + len(payload)] = payload
     for offset in range(0, len(current), 8):
         poke(tid, start + offset, int.from_bytes(current[offset:offset + 8], "little"))
+
+
+def read_memory(tid: int, address: int, length: int) -> bytes:
+    """*length* bytes of the tracee's memory: one pread of /proc/TID/mem (words as a fallback)."""
+    try:
+        fd = os.open(f"/proc/{tid}/mem", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return read_words(tid, address, length)
+    try:
+        data = os.pread(fd, length, address)
+    except OSError:
+        data = b""
+    finally:
+        os.close(fd)
+    return data if len(data) == length else read_words(tid, address, length)
+
+
+def write_memory(tid: int, address: int, payload: bytes) -> None:
+    """Write into the stopped tracee, read-only code pages included (FOLL_FORCE, as a
+    debugger does): one pwrite of /proc/TID/mem, or word by word where that is refused."""
+    _step()
+    try:
+        fd = os.open(f"/proc/{tid}/mem", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        write_bytes(tid, address, payload)
+        return
+    try:
+        written = os.pwrite(fd, payload, address)
+    except OSError:
+        written = -1
+    finally:
+        os.close(fd)
+    if written != len(payload):
+        write_bytes(tid, address, payload)
 
 
 def get_regset(tid: int, kind: int, size: int) -> bytes:

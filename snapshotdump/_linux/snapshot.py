@@ -9,6 +9,7 @@ import socket
 import subprocess
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -60,6 +61,7 @@ class Helper:
             theirs.close()
         self.sock = ours
         self._owed = 0  # answers to requests whose wait was interrupted, still to be read
+        self.released: messages.Released | None = None
 
     def request(self, message: messages.Request,
                 fds: list[int] | None = None) -> tuple[object, list[int]]:
@@ -106,13 +108,27 @@ class Helper:
 
     def release(self) -> bool:
         """End the current session (the clone killed and reaped, threads detached); True if
-        the helper is fit to serve another capture."""
+        the helper is fit to serve another capture.  What it reports is kept in released."""
         try:
-            self.request(messages.Release())
+            payload, _ = self.request(messages.Release())
         except (OSError, EOFError, errors.SnapshotError):
             self.close()
             return False
+        if isinstance(payload, messages.Released):
+            self.released = payload
+            _warn(payload)
+            if not payload.fit:
+                self.close()
+                return False
         return True
+
+    def reap(self, pid: int) -> None:
+        """Have this helper reap zombies of ours that a dead helper left in *pid*."""
+        payload, _ = self.request(messages.Reap(pid))
+        if isinstance(payload, messages.Released):
+            _warn(payload)
+            if not payload.fit:
+                raise errors.SnapshotError("the tracer helper could not stop a thread")
 
     def close(self) -> None:
         """End the helper: it sees EOF, releases anything it still holds and exits."""
@@ -141,20 +157,29 @@ class _HelperPool:
                     return helper
         return Helper()
 
-    def give_back(self, helper: Helper) -> None:
+    def give_back(self, helper: Helper) -> messages.Released | None:
+        """Release the helper's session and keep it for later; what the release reported."""
+        helper.released = None
         if not helper.release():
-            return
+            return helper.released
+        released = helper.released
         with self._lock:
             if len(self._idle) < self.MAX_IDLE and helper.owner == os.getpid():
                 self._idle.append(helper)
-                return
+                return released
         helper.close()
+        return released
 
     def close_all(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
         for helper in idle:
             helper.close()
+
+
+def _warn(released: messages.Released) -> None:
+    for text in released.warnings:
+        warnings.warn(text, RuntimeWarning, stacklevel=3)
 
 
 HELPERS = _HelperPool()
@@ -174,6 +199,8 @@ class LinuxSnapshot(Snapshot):
         self._mem_fd = mem_fd
         self._uffd_fd = uffd_fd  # a pre-copy snapshot's userfaultfd of the target
         self._released_ns: int | None = None
+        self._resumed_ns = data.resumed_ns  # as the helper clocked it (see _release)
+        self._reap_pause_ns = 0
         self._pauses = [self._pause_of(data)]
         self._precopy_stats: precopy.Statistics | None = None
 
@@ -188,8 +215,14 @@ class LinuxSnapshot(Snapshot):
                 os.close(self._uffd_fd)
             os.close(self._mem_fd)
         finally:
-            HELPERS.give_back(self._helper)
+            helper_died = self._helper.process.poll() is not None
+            released = HELPERS.give_back(self._helper)
             self._released_ns = time.monotonic_ns()
+            if released is not None:
+                self._resumed_ns = released.resumed_ns or self._data.resumed_ns
+                self._reap_pause_ns = released.reap_pause_ns
+            if released is None and (helper_died or self._helper.process.poll() is not None):
+                _reap_after_helper_death(self.pid)
 
     def _write(
         self, out: _dest.Output, dump_type: MiniDumpType, exception: ExceptionInfo | None,
@@ -237,6 +270,7 @@ class LinuxSnapshot(Snapshot):
             fd, self.pid, self._uffd_fd, self._mem_fd, finish,
             self._data, dump_type, exception, user_streams, callback, include_dont_dump)
         self._data = data  # the snapshot is now the target at this dump's final stop
+        self._resumed_ns = data.resumed_ns
         self._pauses.append(self._pause_of(data))
         self._precopy_stats = stats
         return size, plan
@@ -279,11 +313,14 @@ class LinuxSnapshot(Snapshot):
 
     @property
     def performance(self) -> Performance:
-        """Pause: first thread stopped to last resumed (still counting while frozen and open)."""
+        """Pause: from the first thread interrupted to the last one detached, as the helper
+        clocked it (a frozen target: at the release; still counting while it is open),
+        plus the short stop that reaps the clone's zombie at the release.  A pre-copy
+        snapshot's is that of its last stop; pauses_seconds has each stop's."""
         data = self._data
-        resumed = data.resumed_ns or self._released_ns or time.monotonic_ns()
+        resumed = self._resumed_ns or self._released_ns or time.monotonic_ns()
         return Performance(
-            pause_seconds=(resumed - data.first_stop_ns) / 1e9,
+            pause_seconds=(resumed - data.first_stop_ns + self._reap_pause_ns) / 1e9,
             total_seconds=(data.finished_ns - data.first_stop_ns) / 1e9,
             va_clone_seconds=data.clone_ns / 1e9 if data.clone_ns is not None else None,
             capture_mode=data.mode, capture_mode_reason=data.mode_reason,
@@ -334,9 +371,29 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def _reap_after_helper_death(pid: int) -> None:
+    """A helper that died holding a snapshot left its clone's zombie: a fresh helper reaps
+    it (best effort; the next capture of *pid* would do it otherwise)."""
+    if not _alive(pid):
+        return
+    try:
+        helper = HELPERS.acquire()
+    except OSError:
+        return
+    try:
+        helper.reap(pid)
+    except (OSError, EOFError, errors.SnapshotError):
+        helper.close()
+        return
+    HELPERS.give_back(helper)
+
+
 def capture(pid: int, flags: CaptureFlags, live_fallback: bool,
             memory: CaptureMemory = CaptureMemory.ALL) -> LinuxSnapshot:
-    procfs.check_target(pid)
+    with contextlib.suppress(errors.SnapshotPermissionError):
+        # Traced may mean: by another of our dumpers, which we wait for; the helper checks
+        # again once it holds the target's lock.
+        procfs.check_target(pid)
     helper = HELPERS.acquire()
     try:
         if pid == os.getpid():
@@ -358,5 +415,6 @@ def capture(pid: int, flags: CaptureFlags, live_fallback: bool,
             uffd_fd = uffd_fds[0]
         return LinuxSnapshot(flags, helper, payload, fds[0], uffd_fd)
     except BaseException:
-        HELPERS.give_back(helper)
+        if HELPERS.give_back(helper) is None and helper.process.poll() is not None:
+            _reap_after_helper_death(pid)
         raise

@@ -26,7 +26,7 @@ from .dump.plan import stack_range
 from .procfs import Mapping, parse_maps
 
 if TYPE_CHECKING:
-    from .tracer import Session
+    from .session import Session
 
 Registers = dict[int, tuple[bytes, bytes, bytes | None]]
 
@@ -60,17 +60,20 @@ def stop(session: Session, mem_fd: int,
          fresh_maps: bool = False) -> Stopped:
     """Stop every thread and copy what a NORMAL dump needs; the threads stay stopped.
 
-    *while_stopped*, if given, runs before the copy (an injection, say).  With
-    *fresh_maps* the maps are read again once stopped (a full dump needs them exact).
-    On failure every thread runs again.
+    *while_stopped*, if given, runs before the copy (an injection, say, under
+    session.injecting).  With *fresh_maps* the maps are read again once stopped (a full
+    dump needs them exact).  The target's lock is held from before the stop to resume();
+    zombies of our earlier clones are reaped inside the stop.  On failure every thread
+    runs again and the lock is let go.
     """
     pid = session.pid
-    procfs.check_target(pid)
-    maps_text = procfs.read_text(f"/proc/{pid}/maps")
-    auxv = procfs.read_optional(f"/proc/{pid}/auxv")
     host = session._host_files()
     session.freezer.first_stop_ns = None  # a snapshot may stop its target more than once
+    session.freezer.resumed_ns = None
     try:
+        stale = session.take_target()
+        maps_text = procfs.read_text(f"/proc/{pid}/maps")
+        auxv = procfs.read_optional(f"/proc/{pid}/auxv")
         session.freezer.stop_all()
         stopped_ns = time.monotonic_ns()
         registers = {tid: session._registers(tid) for tid in sorted(session.freezer.stopped)}
@@ -84,12 +87,16 @@ def stop(session: Session, mem_fd: int,
             # A thread started after the maps were read: its stack is a newer mapping.
             maps_text = procfs.read_text(f"/proc/{pid}/maps")
             maps = parse_maps(maps_text)
+        session.reap_stale(registers, maps, stale)
         if while_stopped is not None:
             while_stopped(registers, maps)
         copied = copy_stacks(mem_fd, maps, stack_pointers)
         copied += copy_link_maps(mem_fd, auxv)
     except BaseException:
-        session.freezer.resume_all()
+        try:
+            session.freezer.resume_all()
+        finally:
+            session.let_go()
         raise
     return Stopped(registers, maps_text, copied, host,
                    session.freezer.first_stop_ns or stopped_ns)
@@ -97,8 +104,11 @@ def stop(session: Session, mem_fd: int,
 
 def resume(session: Session, stopped: Stopped) -> CaptureData:
     """Let the threads stopped by stop() run again (the pause ends), then read the rest."""
-    session.freezer.resume_all()
-    resumed_ns = time.monotonic_ns()
+    try:
+        session.freezer.resume_all()
+    finally:
+        session.let_go()
+    resumed_ns = session.freezer.resumed_ns or time.monotonic_ns()
     data = session._process_files(session.pid, stopped.registers, stopped.host)
     data.maps = stopped.maps_text  # the stacks were found in these; later mappings are not held
     data.memory = "stacks"

@@ -70,6 +70,12 @@ class HeldSnapshot(LinuxSnapshot):
         self._data = data
         self._mem_fd = mem_fd
         self._released_ns = None
+        # What LinuxSnapshot.__init__ would set for a frozen, not pre-copy, snapshot.
+        self._uffd_fd = None
+        self._resumed_ns = data.resumed_ns
+        self._reap_pause_ns = 0
+        self._pauses = [0.0]
+        self._precopy_stats = None
 
     def _release(self) -> None:
         os.close(self._mem_fd)
@@ -77,6 +83,7 @@ class HeldSnapshot(LinuxSnapshot):
     def resumed(self, when_ns: int) -> None:
         """Record when the target ran again, for :attr:`performance`."""
         self._data.resumed_ns = when_ns
+        self._resumed_ns = when_ns
 
 
 def snapshot_held(pid: int, tids: list[int], stopped_ns: int) -> HeldSnapshot:
