@@ -156,6 +156,28 @@ def test_non_python_target_has_no_reason(how: str, tmp_path: pathlib.Path) -> No
         assert opened.stream_data(StreamType.PYTHON_STACKS) is None
 
 
+DEPTH = 150
+# Threads parked under DEPTH Python frames each: a walk of hundreds of reads.
+DEEP_TARGET = f"""
+import sys, threading, time
+def down(n, then):
+    return down(n - 1, then) if n else then()
+def py_sleeps_deep():
+    while True:
+        time.sleep(3600)
+def py_computes_deep():
+    total = 0
+    while True:
+        total += 1
+for inner in (py_sleeps_deep, py_sleeps_deep, py_computes_deep):
+    threading.Thread(target=down, args=({DEPTH}, inner), daemon=True).start()
+def py_main_waits():
+    print("READY", flush=True)
+    sys.stdin.read()
+py_main_waits()
+"""
+
+
 def _dies_at(pid: int, point: int, flag: pathlib.Path, dest: pathlib.Path) -> bool:
     """A stack-only capture whose helper SIGKILLs itself at counted step *point*; whether
     it got that far (ptrace requests and, for a Python target, the walk's reads count)."""
@@ -209,10 +231,12 @@ def test_a_helper_killed_mid_walk_leaves_the_python_target_running(
     """The walk reads the target while it is stopped: a helper SIGKILLed inside it (at one
     of its reads, counted by the SNAPSHOTDUMP_TEST_DIE_AT hook) is detached by the kernel,
     and the target runs on, untraced, as it was."""
-    with parked([_python("3.12"), str(SCRIPT)]) as process:
+    script = tmp_path / "deep.py"
+    script.write_text(DEEP_TARGET)
+    with parked([_python("3.12"), str(script)]) as process:
         wait_parked(process.pid, 3, main=True)
         # The steps of one capture: its stop's ptrace requests (about 6 a thread, so some
-        # 25 here), the walk's reads (hundreds), the resume's requests (a few).  Doubling
+        # 25 here), the walk's reads (one a frame: hundreds), the resume's requests (a few).  Doubling
         # finds a *reached* step between half the total and the total; half and three
         # quarters of it are then both past the stop's requests and before the resume's.
         reached = 32
@@ -220,7 +244,7 @@ def test_a_helper_killed_mid_walk_leaves_the_python_target_running(
             reached *= 2
             _assert_runs_untraced(process.pid)
             assert reached < 1 << 16, "a capture that never ends"
-        assert reached >= 128, f"{reached}: too few steps for a walk of the Python frames"
+        assert reached >= 256, f"{reached}: too few steps for a walk of the Python frames"
         for point in (reached // 2, reached * 3 // 4):
             assert _dies_at(process.pid, point, tmp_path / "died", tmp_path / "k.dmp")
             _assert_runs_untraced(process.pid)
@@ -228,8 +252,10 @@ def test_a_helper_killed_mid_walk_leaves_the_python_target_running(
         path = tmp_path / "after.dmp"
         assert _dump(process.pid, path, "stacks") is None
         with snapshotdump.open_dump(path) as opened:
-            assert {t.frames[0].function for t in opened.python_threads().values()} >= {
-                "py_sleeps_here", "py_waits_on_lock", "py_main_waits"}
+            threads = opened.python_threads().values()
+            assert sorted(t.frames[0].function for t in threads) == [
+                "py_computes_deep", "py_main_waits", "py_sleeps_deep", "py_sleeps_deep"]
+            assert sum(len(t.frames) for t in threads) > 3 * DEPTH
 
 
 def test_stream_format_round_trip_and_rejects_others() -> None:
