@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..minidump.pystacks import PythonStacks
+
 
 @dataclasses.dataclass
 class ThreadState:
@@ -50,6 +52,9 @@ class CaptureData:
     dont_fork_problem: str | None = None
     # Why a pre-copy capture was asked for but a clone was made (see precopy_arm).
     precopy_refused: str | None = None
+    # A stack-only capture's walk of the CPython frames, made during its stop (its copy
+    # holds no heap): (stacks, None), (None, why not), or (None, None) for no CPython.
+    python_stacks: tuple[PythonStacks | None, str | None] | None = None
 
     @property
     def mode(self) -> str:

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING
 from .. import errors
 from ..minidump import elf
 from ..minidump.memory import MemoryReader
-from . import procfs
+from . import arch as arch_module
+from . import procfs, ptrace
 from .capture_data import CaptureData
+from .dump import python_stacks
 from .dump.plan import stack_range
 from .procfs import Mapping, parse_maps
 
@@ -36,12 +38,45 @@ def capture(session: Session) -> tuple[CaptureData, int]:
     /proc/PID/mem, for the few reads of read-only file mappings."""
     mem_fd = os.open(f"/proc/{session.pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        data = resume(session, stop(session, mem_fd))
+        walk_python = python_stacks_walk(session.pid, mem_fd)
+        walked: list[python_stacks.Found] = []
+        stopped = stop(session, mem_fd, lambda registers, _maps: walked.append(
+            walk_python(registers)))
+        data = resume(session, stopped)
+        data.python_stacks = walked[0] if walked else None
     except BaseException:
         os.close(mem_fd)
         session.release()
         raise
     return data, mem_fd
+
+
+def python_stacks_walk(pid: int, mem_fd: int) -> Callable[[Registers], python_stacks.Found]:
+    """Find the CPython (reading its files) before the stop; the walk returned reads only
+    the stopped target's memory, so its frames agree with the registers."""
+    try:
+        runtime = python_stacks.find_runtime(
+            python_stacks.modules_in_maps(parse_maps(procfs.read_text(f"/proc/{pid}/maps"))))
+    except OSError:
+        runtime = None
+
+    def read(address: int, size: int) -> bytes | None:
+        return _pread(mem_fd, address, size)
+
+    def read_counted(address: int, size: int) -> bytes | None:
+        ptrace._step()  # so that a kill test's helper can die mid-walk
+        return _pread(mem_fd, address, size)
+
+    def walk(registers: Registers) -> python_stacks.Found:
+        if runtime is None:
+            return None, None
+        arch = arch_module.current()
+        counted = ptrace._TEST_DEATH in os.environ
+        return python_stacks.walk(runtime, read_counted if counted else read, {
+            int(getattr(arch.registers(regs[0]), "fs_base", 0)): tid
+            for tid, regs in registers.items()})
+
+    return walk
 
 
 @dataclasses.dataclass

@@ -1,4 +1,7 @@
-"""The Python-stacks stream: every CPython thread's frames, read from the clone at the snapshot.
+"""The Python-stacks stream: every CPython thread's frames at the snapshot instant.
+
+They are read from the clone (or the frozen target, or a pre-copy's memory) while the dump
+is written, or, for a stack-only capture, from the stopped target during its stop.
 
 CPython 3.10 to 3.13 is found through its executable or libpython and the ``_PyRuntime``
 symbol.  3.13 publishes where its fields are in ``_PyRuntime._Py_DebugOffsets``; for 3.10
@@ -10,9 +13,11 @@ differs is refused with a reason, never decoded into a wrong stack.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import struct
+from collections.abc import Callable
 
 from ...minidump.pystacks import PythonFrame, PythonStacks, PythonThread, encode
 from .. import arch as arch_module
@@ -36,16 +41,57 @@ class Undecodable(Exception):
     """This CPython cannot be decoded safely: the message says why, in one line."""
 
 
+Read = Callable[[int, int], "bytes | None"]
+# (stacks, None), (None, why not) for a CPython we cannot decode, (None, None) for no CPython.
+Found = tuple["PythonStacks | None", "str | None"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    """A CPython found in the target's modules: its version and its symbols' addresses.
+
+    Finding it reads files on disk, so the stack-only capture does it before the stop.
+    """
+
+    version: tuple[int, int]
+    symbols: dict[bytes, int]
+
+
 def collect(plan: DumpPlan) -> tuple[bytes | None, str | None]:
     """(stream payload, None), or (None, why not) for a CPython we cannot decode.
 
-    (None, None) when the target is not a CPython process at all.
+    (None, None) when the target is not a CPython process at all.  A stack-only capture
+    walked the frames during its stop (its copy holds no heap): that walk is used.
     """
-    found = _find_runtime(plan)
+    found = plan.data.python_stacks if plan.data.memory == "stacks" else None
     if found is None:
-        return None, None
+        runtime = find_runtime([(m.path, m.base) for m in plan.modules])
+        if runtime is None:
+            return None, None
+        arch = arch_module.current()
+        found = walk(runtime, plan.reader.read, {
+            int(getattr(arch.registers(t.state.registers), "fs_base", 0)): t.state.tid
+            for t in plan.threads})
+    return finish(found, {t.state.tid: t.state.name for t in plan.threads})
+
+
+def finish(found: Found, names: dict[int, str]) -> tuple[bytes | None, str | None]:
+    """The stream payload of a walk, each thread named as in the dump's thread names."""
+    stacks, reason = found
+    if stacks is None:
+        return None, reason
+    return encode(dataclasses.replace(stacks, threads=[
+        dataclasses.replace(t, name=names.get(t.thread_id)) for t in stacks.threads])), None
+
+
+def walk(runtime: Runtime, read: Read, pthreads: dict[int, int]) -> Found:
+    """Every thread's frames, read through *read* (the target stopped, or its clone).
+
+    *pthreads* maps each thread's pthread_t (its fs_base) to its id, for 3.10.  Bounded
+    by the MAX_ limits; never raises but for BaseException (the stop's own to handle).
+    """
     try:
-        return encode(_Walker(plan, *found).stacks()), None
+        return _Walker(runtime, read, pthreads).stacks(), None
     except Undecodable as exc:
         return None, f"Python stacks not recorded: {exc}"
     except Exception as exc:  # an optional stream never costs the user the dump
@@ -57,18 +103,28 @@ def may_apply(maps: list[Mapping]) -> bool:
     return any(m.path.startswith("/") and _NAME.match(os.path.basename(m.path)) for m in maps)
 
 
-def _find_runtime(plan: DumpPlan) -> tuple[tuple[int, int], dict[bytes, int]] | None:
-    for module in plan.modules:
-        match = _NAME.match(os.path.basename(module.path))
-        if match is None or not module.path.startswith("/"):
+def modules_in_maps(maps: list[Mapping]) -> list[tuple[str, int]]:
+    """(path, load base) of each CPython file mapped, from the maps alone."""
+    bases: dict[str, int] = {}
+    for m in maps:
+        if m.path.startswith("/") and _NAME.match(os.path.basename(m.path)):
+            bases[m.path] = min(bases.get(m.path, m.start), m.start)
+    return list(bases.items())
+
+
+def find_runtime(modules: list[tuple[str, int]]) -> Runtime | None:
+    """The CPython among *modules* ((path, load base)): reads their files, not the target."""
+    for path, base in modules:
+        match = _NAME.match(os.path.basename(path))
+        if match is None or not path.startswith("/"):
             continue
         try:
-            symbols, bias = _elf_symbols(module.path, module.base)
+            symbols, bias = _elf_symbols(path, base)
         except (OSError, ValueError, struct.error):
             continue
         if b"_PyRuntime" in symbols:
             version = (int(match.group(1)), int(match.group(2)))
-            return version, {name: value + bias for name, value in symbols.items()}
+            return Runtime(version, {name: value + bias for name, value in symbols.items()})
     return None
 
 
@@ -102,11 +158,11 @@ def _elf_symbols(path: str, base: int) -> tuple[dict[bytes, int], int]:
 
 
 class _Walker:
-    def __init__(self, plan: DumpPlan, version: tuple[int, int],
-                 symbols: dict[bytes, int]) -> None:
-        self.plan = plan
-        self.symbols = symbols
-        self.version = version
+    def __init__(self, runtime: Runtime, read: Read, pthreads: dict[int, int]) -> None:
+        self._read = read
+        self.pthreads = pthreads
+        self.symbols = symbols = runtime.symbols
+        self.version = version = runtime.version
         self.release = f"{version[0]}.{version[1]}"
         if b"_Py_NegativeRefcount" in symbols:
             raise Undecodable(f"CPython {self.release} is a debug build (Py_DEBUG), whose "
@@ -118,11 +174,12 @@ class _Walker:
                                   f"(python{self.release})")
             self.release = _release(hexversion)
         self.layout = self._layout()
+        self.codes: dict[int, tuple[str, str, int, bytes]] = {}
 
     # -- memory -----------------------------------------------------------------------
 
     def read(self, address: int, size: int) -> bytes:
-        data = self.plan.reader.read(address, size) if address > 0 else None
+        data = self._read(address, size) if address > 0 else None
         if data is None or len(data) < size:
             raise Undecodable(f"address {address:#x} ({size} bytes) is not readable")
         return data
@@ -194,23 +251,33 @@ class _Walker:
         return self.read(obj + self.layout["bytes.ob_sval"], size)
 
     def frame(self, code: int, byte_offset: int) -> PythonFrame:
+        name, file, first_line, table = self.code(code)
+        line = (_line_310 if self.version == (3, 10) else _line_311)(table, first_line,
+                                                                      byte_offset)
+        return PythonFrame(name, file, line)
+
+    def code(self, code: int) -> tuple[str, str, int, bytes]:
+        """A code object's name, file, first line and line table, each decoded once a walk:
+        the walk may run inside the stop, and a stack repeats its functions."""
+        known = self.codes.get(code)
+        if known is not None:
+            return known
         self.check_type(code, b"PyCode_Type", "code object")
         layout = self.layout
         first_line = int.from_bytes(self.read(code + layout["code.firstlineno"], 4), "little",
                                     signed=True)
         table = self.bytes_object(self.u64(code + layout["code.linetable"]))
-        line = (_line_310 if self.version == (3, 10) else _line_311)(table, first_line,
-                                                                      byte_offset)
-        return PythonFrame(self.string(self.u64(code + layout["code.name"])),
-                           self.string(self.u64(code + layout["code.filename"])), line)
+        decoded = (self.string(self.u64(code + layout["code.name"])),
+                   self.string(self.u64(code + layout["code.filename"])), first_line, table)
+        if len(self.codes) < MAX_FRAMES:
+            self.codes[code] = decoded
+        return decoded
 
     # -- the walk -----------------------------------------------------------------------
 
     def stacks(self) -> PythonStacks:
         layout = self.layout
         runtime = self.symbols[b"_PyRuntime"]
-        by_pthread = self._threads_by_pthread()
-        names = {t.state.tid: t.state.name for t in self.plan.threads}
         threads: list[PythonThread] = []
         states: dict[int, int] = {}
         interp = self.u64(runtime + layout["runtime.interpreters_head"])
@@ -229,29 +296,23 @@ class _Walker:
                 if self.u64(tstate + layout["tstate.interp"]) != interp:
                     raise Undecodable(f"thread state {tstate:#x} belongs to another "
                                       "interpreter: this build's layout is not the one known")
-                tid = self._native_id(tstate, by_pthread)
+                tid = self._native_id(tstate)
                 states[tstate] = tid
-                threads.append(PythonThread(tid, names.get(tid), holder == tstate,
+                threads.append(PythonThread(tid, None, holder == tstate,
                                             self._frames(tstate)))
                 tstate = self.u64(tstate + layout["tstate.next"])
             interp = self.u64(interp + layout["interp.next"])
         holders = [t.thread_id for t in threads if t.holds_gil]
         return PythonStacks(self.release, holders[0] if holders else None, threads)
 
-    def _threads_by_pthread(self) -> dict[int, int]:
-        # glibc's pthread_t is its thread control block, which fs_base points at.
-        arch = arch_module.current()
-        return {int(getattr(arch.registers(t.state.registers), "fs_base", 0)): t.state.tid
-                for t in self.plan.threads}
-
-    def _native_id(self, tstate: int, by_pthread: dict[int, int]) -> int:
+    def _native_id(self, tstate: int) -> int:
         if "tstate.native_thread_id" in self.layout:
             return self.u64(tstate + self.layout["tstate.native_thread_id"])
         pthread = self.u64(tstate + self.layout["tstate.thread_id"])
-        if pthread not in by_pthread:
+        if pthread not in self.pthreads:
             raise Undecodable(f"thread state {tstate:#x} names pthread {pthread:#x}, which is "
                               "no thread of the dump")
-        return by_pthread[pthread]
+        return self.pthreads[pthread]
 
     def _gil_holder(self, runtime: int, interp: int) -> int | None:
         layout = self.layout
@@ -283,14 +344,24 @@ class _Walker:
                              + layout["cframe.current_frame"])
         else:
             frame = self.u64(tstate + layout["tstate.current_frame"])
+        # One read a frame, of exactly the bytes of its four fields (fewer reads, a shorter
+        # pause when the walk runs inside the stop).
+        owner_at, code_at, instr_at, previous_at = (
+            layout[f"iframe.{name}"] for name in ("owner", "code", "instr", "previous"))
+        low = min(owner_at, code_at, instr_at, previous_at)
+        span = max(owner_at + 1, code_at + 8, instr_at + 8, previous_at + 8) - low
+
+        def field(raw: bytes, at: int) -> int:
+            return int.from_bytes(raw[at - low:at - low + 8], "little")
+
         while frame and len(frames) < MAX_FRAMES:
-            owner = self.read(frame + layout["iframe.owner"], 1)[0]
+            raw = self.read(frame + low, span)
+            owner = raw[owner_at - low]
             if self.version < (3, 12) or owner != _FRAME_OWNED_BY_CSTACK:
-                code = self.u64(frame + layout["iframe.code"])
-                instr = self.u64(frame + layout["iframe.instr"])
+                code, instr = field(raw, code_at), field(raw, instr_at)
                 start = code + layout["code.code_adaptive"]
                 frames.append(self.frame(code, max(instr - start, -2) // 2 * 2))
-            frame = self.u64(frame + layout["iframe.previous"])
+            frame = field(raw, previous_at)
         return frames
 
 
