@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
@@ -38,14 +39,14 @@ def wait_stopped(tid: int, timeout: float | None = STOP_TIMEOUT_SECONDS) -> int:
             waited, status = os.waitpid(tid, ptrace.WALL | os.WNOHANG)
         except ChildProcessError:
             raise errors.TargetExitedError(
-                f"thread {tid} exited while it was being stopped", errno=3,
+                f"thread {tid} exited while it was being stopped", errno=errno.ESRCH,
                 function="waitpid", pid=tid) from None
         if waited:
             if os.WIFSTOPPED(status):
                 return status
             raise errors.TargetExitedError(
-                f"thread {tid} exited while it was being stopped", errno=3, function="waitpid",
-                pid=tid)
+                f"thread {tid} exited while it was being stopped", errno=errno.ESRCH,
+                function="waitpid", pid=tid)
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             raise errors.SnapshotError(
@@ -90,7 +91,7 @@ class Freezer:
             tids = [t for t in procfs.task_ids(self.pid) if t not in gone]
             if not tids and not self.stopped:
                 raise errors.TargetExitedError(
-                    f"pid {self.pid} exited before it could be stopped", errno=3,
+                    f"pid {self.pid} exited before it could be stopped", errno=errno.ESRCH,
                     function="capture", pid=self.pid)
             new = [t for t in tids if t not in self.stopped]
             if not new:

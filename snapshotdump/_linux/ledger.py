@@ -121,8 +121,8 @@ class TargetLock:
             self.record = base / f"{pid}-{_start_time(pid)}.clones"
         except (OSError, ValueError, IndexError):
             self.release()
-            raise errors.TargetExitedError(f"pid {pid} exited", errno=3, function="capture",
-                                           pid=pid) from None
+            raise errors.TargetExitedError(f"pid {pid} exited", errno=errno.ESRCH,
+                                           function="capture", pid=pid) from None
 
     def hold_frozen(self) -> None:
         """Say that the lock stays held while a frozen snapshot is open: others fail at once."""

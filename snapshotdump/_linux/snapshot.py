@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import os
 import socket
 import subprocess
@@ -246,7 +247,7 @@ class LinuxSnapshot(Snapshot):
             raise
         if self._frozen_target_died():
             # A frozen target that died mid-dump reads as zeros: the dump would be a lie.
-            raise self._exited_error(3)
+            raise self._exited_error(errno.ESRCH)
         out.size = size
         return WriteOutcome(len(plan.threads), len(plan.modules), tuple(plan.skipped),
                             python_stacks_skipped=plan.python_stacks_skipped)
@@ -304,11 +305,12 @@ class LinuxSnapshot(Snapshot):
         return ProcessInfo(
             pid=data.pid, parent_pid=int(status.get("PPid", "0") or 0),
             image_path=data.exe or None,
-            create_time=data.boot_time + int(stat[21]) / ticks,
-            user_seconds=int(stat[13]) / ticks, kernel_seconds=int(stat[14]) / ticks,
+            create_time=data.boot_time + int(stat[procfs.STAT_STARTTIME]) / ticks,
+            user_seconds=int(stat[procfs.STAT_UTIME]) / ticks,
+            kernel_seconds=int(stat[procfs.STAT_STIME]) / ticks,
             virtual_size=vm["VmSize"], peak_virtual_size=vm["VmPeak"],
             working_set_size=vm["VmRSS"], peak_working_set_size=vm["VmHWM"],
-            page_fault_count=int(stat[9]) + int(stat[11]),
+            page_fault_count=int(stat[procfs.STAT_MINFLT]) + int(stat[procfs.STAT_MAJFLT]),
         )
 
     @property
@@ -340,9 +342,10 @@ class LinuxSnapshot(Snapshot):
             thread_id=t.tid, name=t.name,
             instruction_pointer=module.instruction_pointer(t.registers),
             stack_pointer=module.stack_pointer(t.registers),
-            create_time=self._data.boot_time + int(t.stat[21]) / ticks,
-            user_seconds=int(t.stat[13]) / ticks, kernel_seconds=int(t.stat[14]) / ticks,
-            state=t.stat[2],
+            create_time=self._data.boot_time + int(t.stat[procfs.STAT_STARTTIME]) / ticks,
+            user_seconds=int(t.stat[procfs.STAT_UTIME]) / ticks,
+            kernel_seconds=int(t.stat[procfs.STAT_STIME]) / ticks,
+            state=t.stat[procfs.STAT_STATE],
         ) for t in self._data.threads]
 
     def handles(self) -> list[HandleInfo]:

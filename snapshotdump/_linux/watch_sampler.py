@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 
@@ -30,10 +31,10 @@ class ProcSampler:
             fds = len(os.listdir(f"{base}/fd"))
         except (FileNotFoundError, ProcessLookupError):
             raise self._gone() from None
-        if stat[2] in ("Z", "X"):
+        if stat[procfs.STAT_STATE] in ("Z", "X"):
             raise self._gone()
         now = time.monotonic()
-        cpu_ticks = int(stat[13]) + int(stat[14])
+        cpu_ticks = int(stat[procfs.STAT_UTIME]) + int(stat[procfs.STAT_STIME])
         values: dict[str, float] = {
             "memory": int(status.get("VmRSS", "0 kB").split()[0]) / 1024,
             "threads": float(int(status.get("Threads", "0"))),
@@ -47,7 +48,7 @@ class ProcSampler:
 
     def _gone(self) -> errors.ProcessNotFoundError:
         return errors.ProcessNotFoundError(
-            f"pid {self.pid} has exited", errno=3, function="watch", pid=self.pid)
+            f"pid {self.pid} has exited", errno=errno.ESRCH, function="watch", pid=self.pid)
 
 
 def image_names(pid: int) -> set[str]:

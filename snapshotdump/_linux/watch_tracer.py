@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import select
@@ -88,7 +89,7 @@ class Watcher:
             new = [t for t in procfs.task_ids(self.pid) if t not in self.traced]
             if not new:
                 if not self.traced:
-                    raise errors.TargetExitedError(f"pid {self.pid} has exited", errno=3,
+                    raise errors.TargetExitedError(f"pid {self.pid} has exited", errno=errno.ESRCH,
                                                    function="watch", pid=self.pid)
                 return
             for tid in new:

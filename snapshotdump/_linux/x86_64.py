@@ -14,8 +14,8 @@ from . import ptrace
 
 MACHINE = "x86_64"
 PROCESSOR_ARCHITECTURE = 9  # PROCESSOR_ARCHITECTURE_AMD64
-REGS_SIZE = 27 * 8  # struct user_regs_struct
-FPREGS_SIZE = 512  # struct user_fpregs_struct (the FXSAVE area)
+REGS_SIZE = load("linux").sizeof("struct user_regs_struct")
+FPREGS_SIZE = load("linux").sizeof("struct user_fpregs_struct")  # the FXSAVE area
 
 SYS_CLOSE = 3
 SYS_MMAP = 9

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import select
@@ -324,7 +325,7 @@ class Watch(Iterator[TriggeredDump]):
                 f"cannot watch pid {self.pid} for signals or crashes: {message}",
                 errno=code, function="watch", pid=self.pid)
         if code == 3:
-            return errors.ProcessNotFoundError(f"pid {self.pid}: {message}", errno=3,
+            return errors.ProcessNotFoundError(f"pid {self.pid}: {message}", errno=errno.ESRCH,
                                                function="watch", pid=self.pid)
         return errors.SnapshotError(f"watching pid {self.pid}: {message}", errno=code,
                                     function="watch", pid=self.pid)

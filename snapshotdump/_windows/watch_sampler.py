@@ -6,6 +6,7 @@ tests/test_layout.py proves against MSVC) and kernel32 opened from System32 (lib
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from typing import Any
@@ -67,7 +68,7 @@ class ProcessSampler:
     def sample(self) -> dict[str, float]:
         ffi, kernel32, handle = libs.ffi(), libs.LIBRARIES.kernel32, self._handle
         if kernel32.WaitForSingleObject(handle, 0) == WAIT_OBJECT_0:
-            raise errors.ProcessNotFoundError(f"pid {self.pid} has exited", errno=3,
+            raise errors.ProcessNotFoundError(f"pid {self.pid} has exited", errno=errno.ESRCH,
                                               function="watch", pid=self.pid)
         created, exited, kernel, user = (ffi.new("FILETIME *") for _ in range(4))
         win32.check(kernel32.GetProcessTimes(handle, created, exited, kernel, user),
