@@ -36,6 +36,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from target_process import Target  # bench/ is the script's folder, first on sys.path
+
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 DUMPER = r"""
@@ -79,28 +81,6 @@ server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
 print(server.server_address[1], flush=True)
 server.serve_forever()
 """
-
-
-class Target:
-    def __init__(self, binary: pathlib.Path, mib: int) -> None:
-        self.process = subprocess.Popen([str(binary), str(mib)], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True, bufsize=1)
-        self.pid = int(self._line().split()[1])
-
-    def _line(self) -> str:
-        assert self.process.stdout is not None
-        return self.process.stdout.readline()
-
-    def ask(self, command: str) -> int:
-        assert self.process.stdin is not None
-        self.process.stdin.write(command + "\n")
-        self.process.stdin.flush()
-        words = self._line().split()
-        return int(words[1]) if len(words) > 1 else 0
-
-    def close(self) -> None:
-        self.process.kill()
-        self.process.wait()
 
 
 def dumper(pid: int, dest: str, mode: str, kind: str) -> dict[str, float]:

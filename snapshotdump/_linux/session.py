@@ -55,12 +55,7 @@ class Session:
             self.dont_fork = vm_flags.dont_fork_ranges(maps, flags)
             self.freezer.stop_all()
             stopped_ns = time.monotonic_ns()
-            registers = {tid: self._registers(tid) for tid in sorted(self.freezer.stopped)}
-            if any(len(regs[0]) != self.arch.REGS_SIZE for regs in registers.values()):
-                raise errors.SnapshotUnsupportedError(
-                    f"pid {self.pid} is not a {self.arch.MACHINE} process (a 32-bit task?): "
-                    f"its registers cannot be dumped by this backend", function="capture",
-                    pid=self.pid)
+            registers = self.stopped_registers()
             clone_ns = None
             reason = None
             if want_clone or stale:
@@ -206,6 +201,16 @@ class Session:
         if zombies and self.lock is not None:
             self.lock.forget(reaped)
         return reaped
+
+    def stopped_registers(self) -> dict[int, tuple[bytes, bytes, bytes | None]]:
+        """Every stopped thread's registers; a task whose register set is not ours is refused."""
+        registers = {tid: self._registers(tid) for tid in sorted(self.freezer.stopped)}
+        if any(len(regs[0]) != self.arch.REGS_SIZE for regs in registers.values()):
+            raise errors.SnapshotUnsupportedError(
+                f"pid {self.pid} is not a {self.arch.MACHINE} process (a 32-bit task?): "
+                f"its registers cannot be dumped by this backend", function="capture",
+                pid=self.pid)
+        return registers
 
     def _registers(self, tid: int) -> tuple[bytes, bytes, bytes | None]:
         return (self.arch.read_registers(tid), self.arch.read_fp_registers(tid),

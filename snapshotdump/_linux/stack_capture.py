@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .. import errors
 from ..minidump import elf
 from ..minidump.memory import MemoryReader
 from . import arch as arch_module
@@ -111,11 +110,7 @@ def stop(session: Session, mem_fd: int,
         auxv = procfs.read_optional(f"/proc/{pid}/auxv")
         session.freezer.stop_all()
         stopped_ns = time.monotonic_ns()
-        registers = {tid: session._registers(tid) for tid in sorted(session.freezer.stopped)}
-        if any(len(regs[0]) != session.arch.REGS_SIZE for regs in registers.values()):
-            raise errors.SnapshotUnsupportedError(
-                f"pid {pid} is not a {session.arch.MACHINE} process (a 32-bit task?): "
-                f"its registers cannot be dumped by this backend", function="capture", pid=pid)
+        registers = session.stopped_registers()
         stack_pointers = [session.arch.stack_pointer(regs[0]) for regs in registers.values()]
         maps = parse_maps(maps_text)
         if fresh_maps or any(_mapping_at(maps, sp) is None for sp in stack_pointers):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pathlib
 import subprocess
+from collections.abc import Iterator
 
 import pytest
 
 from ..conftest import require_tool
+from ..support import Target
 
 TARGETS = pathlib.Path(__file__).parents[1] / "targets"
 
@@ -28,3 +30,13 @@ def signal_binary(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 @pytest.fixture(scope="session")
 def seccomp_binary(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     return build(tmp_path_factory, "seccomp_target")
+
+
+@pytest.fixture
+def target(signal_binary: pathlib.Path) -> Iterator[Target]:
+    """A running signal_target (tests/targets/signal_target.c), closed after the test."""
+    process = Target([str(signal_binary)])
+    try:
+        yield process
+    finally:
+        process.close()

@@ -14,7 +14,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -29,15 +28,6 @@ FREEZE = CaptureFlags.DEFAULT & ~CaptureFlags.VA_CLONE
 STALL = 1.5
 # The heartbeat's own 1 ms sleep and wake-up, and a loaded machine's scheduling.
 SLACK = 0.3
-
-
-@pytest.fixture
-def target(signal_binary: pathlib.Path) -> Iterator[Target]:
-    process = Target([str(signal_binary)])
-    try:
-        yield process
-    finally:
-        process.close()
 
 
 def _gap(target: Target) -> float:

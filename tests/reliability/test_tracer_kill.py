@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -34,15 +33,6 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Li
 HERE = pathlib.Path(__file__).parent
 ROOT = str(HERE.parents[1])
 CAPTURE_AND_RELEASE_STEPS = 70  # ptrace requests + memory writes of one capture (about 67)
-
-
-@pytest.fixture
-def target(signal_binary: pathlib.Path) -> Iterator[Target]:
-    process = Target([str(signal_binary)])
-    try:
-        yield process
-    finally:
-        process.close()
 
 
 def _vdso_image(pid: int) -> bytes:

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
 
 import pytest
 
@@ -27,15 +26,6 @@ from ..support import Target
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux zombies")
 HERE = pathlib.Path(__file__).parent
 ROOT = str(HERE.parents[1])
-
-
-@pytest.fixture
-def target(signal_binary: pathlib.Path) -> Iterator[Target]:
-    process = Target([str(signal_binary)])
-    try:
-        yield process
-    finally:
-        process.close()
 
 
 def test_three_dumpers_racing_on_one_pid_take_turns(target: Target,
