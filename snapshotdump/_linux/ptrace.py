@@ -25,12 +25,16 @@ PTRACE_INTERRUPT = 0x4207
 PTRACE_GETSIGMASK = 0x420A
 PTRACE_SETSIGMASK = 0x420B
 PTRACE_GET_RSEQ_CONFIGURATION = 0x420F
+PTRACE_GETSIGINFO = 0x4202
+PTRACE_LISTEN = 0x4208
 
 PTRACE_O_TRACESYSGOOD = 0x00000001
 PTRACE_O_TRACECLONE = 0x00000008
+PTRACE_O_TRACEEXEC = 0x00000010
 PTRACE_O_EXITKILL = 0x00100000
 
 PTRACE_EVENT_CLONE = 3
+PTRACE_EVENT_EXEC = 4
 PTRACE_EVENT_STOP = 128
 
 NT_PRSTATUS = 1
@@ -130,6 +134,21 @@ def set_sigmask(tid: int, mask: int) -> None:
     ffi_ = ffi()
     value = ffi_.new("unsigned long *", mask & ALL_SIGNALS)
     _call(PTRACE_SETSIGMASK, tid, SIGSET_SIZE, value, "ptrace(PTRACE_SETSIGMASK)")
+
+
+SIGINFO_SIZE = 128  # siginfo_t
+
+
+def siginfo(tid: int) -> bytes:
+    """The raw siginfo_t of the signal *tid* is stopped for (in signal-delivery-stop)."""
+    buffer = ffi().new("unsigned char[]", SIGINFO_SIZE)
+    _call(PTRACE_GETSIGINFO, tid, 0, buffer, "ptrace(PTRACE_GETSIGINFO)")
+    return bytes(ffi().buffer(buffer))
+
+
+def listen(tid: int) -> None:
+    """Leave a thread in its group-stop (job control) while still being told of signals."""
+    _call(PTRACE_LISTEN, tid, 0, 0, "ptrace(PTRACE_LISTEN)")
 
 
 def detach(tid: int, signal: int = 0) -> None:

@@ -190,8 +190,10 @@ atexit.register(HELPERS.close_all)
 class LinuxSnapshot(Snapshot):
     """A copy-on-write clone of the target (or, with ``is_live``, the target held frozen)."""
 
-    def __init__(self, flags: CaptureFlags, helper: Helper, data: CaptureData,
+    def __init__(self, flags: CaptureFlags, helper: Helper | None, data: CaptureData,
                  mem_fd: int, uffd_fd: int | None = None) -> None:
+        """*helper* is the tracer helper that holds the snapshot; None only for a frozen
+        target that the calling process itself traces (the crash watcher)."""
         memory = CaptureMemory(data.memory)
         super().__init__(data.pid, flags, is_live=not data.cloned and memory is CaptureMemory.ALL,
                          memory=memory)
@@ -216,14 +218,18 @@ class LinuxSnapshot(Snapshot):
                 os.close(self._uffd_fd)
             os.close(self._mem_fd)
         finally:
-            helper_died = self._helper.process.poll() is not None
-            released = HELPERS.give_back(self._helper)
-            self._released_ns = time.monotonic_ns()
-            if released is not None:
-                self._resumed_ns = released.resumed_ns or self._data.resumed_ns
-                self._reap_pause_ns = released.reap_pause_ns
-            if released is None and (helper_died or self._helper.process.poll() is not None):
-                _reap_after_helper_death(self.pid)
+            if self._helper is not None:
+                self._give_back(self._helper)
+
+    def _give_back(self, helper: Helper) -> None:
+        helper_died = helper.process.poll() is not None
+        released = HELPERS.give_back(helper)
+        self._released_ns = time.monotonic_ns()
+        if released is not None:
+            self._resumed_ns = released.resumed_ns or self._data.resumed_ns
+            self._reap_pause_ns = released.reap_pause_ns
+        if released is None and (helper_died or helper.process.poll() is not None):
+            _reap_after_helper_death(self.pid)
 
     def _write(
         self, out: _dest.Output, dump_type: MiniDumpType, exception: ExceptionInfo | None,
@@ -257,7 +263,7 @@ class LinuxSnapshot(Snapshot):
         user_streams: Sequence[UserStream], callback: DumpCallback | None,
         include_dont_dump: bool,
     ) -> tuple[int, DumpPlan]:
-        assert self._uffd_fd is not None
+        assert self._uffd_fd is not None and self._helper is not None
         helper = self._helper
 
         def finish(state: precopy.State) -> tuple[precopy.State, CaptureData]:
@@ -282,7 +288,7 @@ class LinuxSnapshot(Snapshot):
 
     def _stream_from_clone(self, out: DumpFile, jobs: Sequence[tuple[int, int, int]]) -> bool:
         """Have the clone write its own memory into the dump; False if it cannot here."""
-        return clone_stream.receive(self._helper, out, jobs) is None
+        return self._helper is not None and clone_stream.receive(self._helper, out, jobs) is None
 
     def _frozen_target_died(self) -> bool:
         """Only a frozen dump reads the target itself; a clone or a stack copy holds its own."""

@@ -8,7 +8,6 @@ its signal, and for a crash, to die).
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import os
 import time
@@ -20,16 +19,6 @@ from . import procfs, ptrace
 from .capture_data import CaptureData, ThreadState
 from .snapshot import LinuxSnapshot
 
-PTRACE_GETSIGINFO = 0x4202
-PTRACE_LISTEN = 0x4208
-PTRACE_EVENT_EXEC = 4
-PTRACE_O_TRACEEXEC = 0x00000010
-SIGINFO_SIZE = 128
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.ptrace.restype = ctypes.c_long
-_libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
-
 
 @dataclasses.dataclass(frozen=True)
 class SignalInfo:
@@ -40,45 +29,21 @@ class SignalInfo:
     address: int
 
 
-def _ptrace(request: int, tid: int, data: ctypes.c_void_p | int | None, name: str) -> None:
-    if _libc.ptrace(request, tid, None, data) == -1:
-        raise errors.from_errno(ctypes.get_errno(), name, pid=tid)
-
-
 def siginfo(tid: int) -> SignalInfo:
     """The siginfo of the signal *tid* is stopped for (in signal-delivery-stop)."""
-    buffer = ctypes.create_string_buffer(SIGINFO_SIZE)
-    _ptrace(PTRACE_GETSIGINFO, tid, ctypes.cast(buffer, ctypes.c_void_p),
-            "ptrace(PTRACE_GETSIGINFO)")
-    raw = buffer.raw
+    raw = ptrace.siginfo(tid)
     return SignalInfo(signo=int.from_bytes(raw[0:4], "little", signed=True),
                       code=int.from_bytes(raw[8:12], "little", signed=True),
                       address=int.from_bytes(raw[16:24], "little"))
-
-
-def listen(tid: int) -> None:
-    """Leave a thread in its group-stop (job control) while still being told of signals."""
-    _ptrace(PTRACE_LISTEN, tid, 0, "ptrace(PTRACE_LISTEN)")
 
 
 class HeldSnapshot(LinuxSnapshot):
     """A LinuxSnapshot of a stopped target that this process traces (not a helper's)."""
 
     def __init__(self, data: CaptureData, mem_fd: int) -> None:
-        super(LinuxSnapshot, self).__init__(data.pid, CaptureFlags.DEFAULT & ~CaptureFlags.VA_CLONE,
-                                            is_live=True)
-        self._data = data
-        self._mem_fd = mem_fd
-        self._released_ns = None
-        # What LinuxSnapshot.__init__ would set for a frozen, not pre-copy, snapshot.
-        self._uffd_fd = None
-        self._resumed_ns = data.resumed_ns
-        self._reap_pause_ns = 0
-        self._pauses = [0.0]
-        self._precopy_stats = None
-
-    def _release(self) -> None:
-        os.close(self._mem_fd)
+        # No helper: this process is the tracer, and the target is frozen (never cloned,
+        # never pre-copied), so none of the helper's services is ever asked for.
+        super().__init__(CaptureFlags.DEFAULT & ~CaptureFlags.VA_CLONE, None, data, mem_fd)
 
     def resumed(self, when_ns: int) -> None:
         """Record when the target ran again, for :attr:`performance`."""

@@ -30,13 +30,13 @@ from .._watch import files
 from ..flags import MiniDumpType
 from ..snapshot import ExceptionInfo
 from . import freeze, procfs, ptrace
-from .watch_held import PTRACE_EVENT_EXEC, PTRACE_O_TRACEEXEC, listen, siginfo, snapshot_held
+from .watch_held import siginfo, snapshot_held
 
 # The signals whose default action kills the process with a core: ProcDump's -e on Linux.
 CRASH_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL,
                            signal.SIGABRT, signal.SIGTRAP, signal.SIGSYS})
 STOP_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
-OPTIONS = ptrace.PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC
+OPTIONS = ptrace.PTRACE_O_TRACECLONE | ptrace.PTRACE_O_TRACEEXEC
 CONTROL_POLL_SECONDS = 0.1
 LISTEN = -1  # a held thread that was in a job-control stop goes back to it
 
@@ -154,13 +154,14 @@ class Watcher:
             if event == ptrace.PTRACE_EVENT_CLONE:
                 self.traced.add(ptrace.event_message(tid))
                 ptrace.cont(tid)
-            elif event == PTRACE_EVENT_EXEC:
+            elif event == ptrace.PTRACE_EVENT_EXEC:
                 self.traced = set(procfs.task_ids(self.pid)) | {tid}
                 ptrace.cont(tid)
             elif event == ptrace.PTRACE_EVENT_STOP:
                 self.traced.add(tid)
                 if sig in STOP_SIGNALS:
-                    listen(tid)  # a group-stop: the target stays stopped, as job control asked
+                    # A group-stop: the target stays stopped, as job control asked.
+                    ptrace.listen(tid)
                 else:
                     ptrace.cont(tid)  # a new thread's first stop, or a stale interrupt
             elif self.wants(tid, sig):
@@ -266,7 +267,7 @@ class Watcher:
                 if detach:
                     ptrace.detach(tid, max(sig, 0))
                 elif sig == LISTEN:
-                    listen(tid)
+                    ptrace.listen(tid)
                 else:
                     ptrace.cont(tid, sig)
             except errors.ProcessNotFoundError:
