@@ -9,10 +9,10 @@ the Python-stacks writer needs, so no offset is ever typed by hand:
 - 3.13 and later: where each field of _Py_DebugOffsets sits (the offsets themselves are
   read from the target's own _PyRuntime), plus the str layout that it does not describe.
 
-    python scripts/gen_cpython_offsets.py [--check] [PYTHON_PREFIX ...]
+    python scripts/gen_cpython_offsets.py [--check[=MODULE_FILE]] [PYTHON_PREFIX ...]
 
---check writes nothing and exits 1 if the committed module differs from what the headers
-give (tests run it, so the module is never edited by hand).
+--check writes nothing and exits 1 if the committed module (or MODULE_FILE: the tests name
+the installed one) differs from what the headers give, so it is never edited by hand.
 
 Needs gcc and each CPython's include/ directory.
 """
@@ -199,8 +199,10 @@ def _measure(prefix: pathlib.Path, version: tuple[int, int]) -> dict[str, int]:
 
 
 def main(prefixes: list[str]) -> int:
-    check = "--check" in prefixes
-    prefixes = [p for p in prefixes if p != "--check"]
+    checks = [p for p in prefixes if p == "--check" or p.startswith("--check=")]
+    check = bool(checks)
+    target = pathlib.Path(checks[-1].partition("=")[2] or OUTPUT) if checks else OUTPUT
+    prefixes = [p for p in prefixes if p not in checks]
     if not prefixes:
         prefixes = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[0-9]*")))
         prefixes = prefixes or [sysconfig.get_config_var("prefix")]
@@ -223,8 +225,8 @@ def main(prefixes: list[str]) -> int:
         + '.\n"""\n\nLAYOUTS: dict[tuple[int, int], dict[str, int]] = '
         + pprint.pformat(layouts, width=96, sort_dicts=True) + "\n")
     if check:
-        same = OUTPUT.read_text() == text
-        print(f"{OUTPUT} is {'up to date' if same else 'STALE: run this script'}",
+        same = target.read_text() == text
+        print(f"{target} is {'up to date' if same else 'STALE: run this script'}",
               file=sys.stderr)
         return 0 if same else 1
     OUTPUT.write_text(text)

@@ -216,6 +216,20 @@ def _dumper(target: Target, folder: pathlib.Path) -> subprocess.Popen[str]:
     return process
 
 
+def _wait_gone(pid: int, timeout: float = 30.0) -> None:
+    """Wait until *pid* has exited (an orphan: its exit is collected by whoever adopted it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rpartition(")")[2].split()[0] in ("Z", "X"):
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the helper {pid} of a killed dumper did not exit in {timeout} s")
+
+
 def _helper_of(dumper: subprocess.Popen[str]) -> int | None:
     with open(f"/proc/{dumper.pid}/task/{dumper.pid}/children") as f:
         children = f.read().split()
@@ -229,14 +243,18 @@ def test_the_dumper_killed_at_random_instants(target: Target, tmp_path: pathlib.
     for index in range(12):
         dumper = _dumper(target, tmp_path)
         time.sleep(chance.uniform(0.0, 0.25))
-        helper = _helper_of(dumper) if victims != "dumper" else None
+        helper = _helper_of(dumper)
         dumper.kill()
-        if helper is not None:
+        if helper is not None and victims != "dumper":
             os.kill(helper, signal.SIGKILL)  # a cgroup kill: both at once
         dumper.wait()
         assert dumper.stdout is not None
         dumper.stdout.close()
-        if helper is not None:
+        if helper is not None and victims == "dumper":
+            # Its helper puts everything back in steps (detach, then a stop to reap the
+            # clone's zombie), and exits once done: judge the target after that.
+            _wait_gone(helper)
+        if helper is not None and victims != "dumper":
             # Nobody is left to reap the clone's zombie: the next capture of the target does.
             with snapshotdump.capture(target.pid) as snap:
                 snap.write_dump(tmp_path / "after.dmp", overwrite=True)
