@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from ..callbacks import CallbackEvent, DumpCallback, ask
 from ..flags import CallbackType, MiniDumpType
-from ..minidump.file import DumpFile, Location
+from ..minidump.file import DumpFile, Location, pwrite_all
 from ..minidump.format import StreamType
 from ..minidump.memory import CHUNK, MemoryReader
 from ..snapshot import ExceptionInfo, SkippedRegion, UserStream
@@ -83,11 +83,7 @@ class Layout:
         self._starts: list[int] = []
 
     def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.pwrite(self.fd, view, offset)
-            view = view[written:]
-            offset += written
+        pwrite_all(self.fd, data, offset)
 
     def uncovered(self, start: int, end: int) -> list[tuple[int, int]]:
         parts = []

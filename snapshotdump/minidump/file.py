@@ -13,6 +13,15 @@ from typing import Any
 from .format import SIGNATURE, VERSION, StreamType, ffi
 
 
+def pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
+    """Write all of *data* at *offset* (pwrite may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
 class Location:
     __slots__ = ("rva", "size")
 
@@ -56,11 +65,7 @@ class DumpFile:
         return self._ffi.new(f"{ctype}[]", count)
 
     def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.pwrite(self.fd, view, offset)
-            view = view[written:]
-            offset += written
+        pwrite_all(self.fd, data, offset)
 
     def write_memory_at(self, offset: int, data: memoryview) -> None:
         """write_at, leaving 64 KiB blocks of zeros as holes.
