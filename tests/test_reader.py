@@ -144,7 +144,7 @@ INFO_SCHEMA = {
 
 def test_info_json_schema(dumps: dict[str, pathlib.Path],
                           capsys: pytest.CaptureFixture[str]) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema  # a test dependency ([test]): never skipped
     assert cli_main(["info", str(dumps["normal"]), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     jsonschema.validate(info, INFO_SCHEMA)
