@@ -172,10 +172,18 @@ def open_destination(dest: Any, overwrite: bool) -> Iterator[Output]:
         _check_path(path, overwrite)
         folder, name = os.path.split(os.path.abspath(path))
         temporary = os.path.join(folder, _temporary_name(folder, name))
-        fd = _create_private(temporary, path)
-        out = Output(fd, None)
+        fd = -1
+        ours = True  # the temporary name is ours to remove unless os.open says it failed
         committed = False
+        # The file is created inside the try: a Ctrl-C (or SIGTERM) that lands just after
+        # os.open must not leave it behind.
         try:
+            try:
+                fd = _create_private(temporary, path)
+            except SnapshotError:
+                ours = False  # nothing was created (O_EXCL: a clash is not our file)
+                raise
+            out = Output(fd, None)
             yield out
             os.close(fd)
             fd = -1
@@ -185,7 +193,7 @@ def open_destination(dest: Any, overwrite: bool) -> Iterator[Output]:
         finally:
             if fd >= 0:
                 os.close(fd)
-            if not committed:
+            if ours and not committed:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(temporary)
         return
